@@ -1,0 +1,1 @@
+"""The wire contract: pydantic models of the CRDs and the validators they share."""

@@ -1,0 +1,168 @@
+"""Operator settings: environment variables first, then an optional YAML file, then defaults.
+
+Every process (`run`, `gateway`, `node-agent`, `devnet`) reads the same model so a value is
+spelled the same way everywhere. Environment variables use the prefix `GPU_PROVIDER_` and `__`
+between nested fields, e.g. `GPU_PROVIDER_CHAIN__CHAIN_ID=84532`. A bad value fails at start
+with the field named (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from gpu_provider.api.validators import EvmAddress
+
+CONFIG_FILE_ENV = "GPU_PROVIDER_CONFIG"
+ENV_PREFIX = "GPU_PROVIDER_"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class ContractAddresses(BaseModel):
+    """Addresses of the marketplace contracts. None means "not deployed on this network"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_registry: EvmAddress | None = None
+    escrow_user: EvmAddress | None = None
+    escrow_protocol: EvmAddress | None = None
+    provider_registry: EvmAddress | None = None
+    provider_attribute_registry: EvmAddress | None = None
+    order_request: EvmAddress | None = None
+    bid: EvmAddress | None = None
+    compute_lease: EvmAddress | None = None
+
+
+class ChainSettings(BaseModel):
+    """Which chain the operator speaks to. Production values come from the Helm chart."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    network: str = Field(default="devnet", min_length=1, description="free-form network name")
+    chain_id: int = Field(default=31337, ge=1, description="EIP-155 chain id; checked at start")
+    rpc_urls: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8545"],
+        min_length=1,
+        description="RPC endpoints in order of preference; later ones are failovers",
+    )
+    contracts: ContractAddresses = Field(default_factory=ContractAddresses)
+    confirmations: int = Field(
+        default=2, ge=0, le=1000, description="blocks an event must be buried under before use"
+    )
+    blocks_per_hour: int = Field(default=1800, ge=1, description="1800 = 2 s blocks")
+    poll_interval_seconds: float = Field(default=2.0, gt=0, le=600)
+    log_range: int = Field(default=2000, ge=1, le=100_000, description="eth_getLogs block span")
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        checked: list[str] = []
+        for url in urls:
+            scheme, sep, rest = url.partition("://")
+            if not sep or scheme not in ("http", "https", "ws", "wss") or not rest:
+                raise ValueError(f"{url!r} is not an http(s):// or ws(s):// URL")
+            checked.append(url)
+        return checked
+
+
+class Settings(BaseSettings):
+    """Settings shared by every `gpu-provider` process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    namespace: str = Field(
+        default="gpu-provider-system",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="namespace the operator runs in and keeps its Secrets in",
+    )
+    chain: ChainSettings = Field(default_factory=ChainSettings)
+    metrics_port: int = Field(default=9090, ge=1, le=65535)
+    log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.TEXT
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (the YAML file) win over nothing; environment wins over the file,
+        # which is what an operator expects from `env:` overrides in a Deployment.
+        return (env_settings, init_settings)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names each bad field."""
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        parts = [str(part) for part in item["loc"]]
+        field = ".".join(parts) or "(root)"
+        env = ENV_PREFIX + "__".join(p.upper() for p in parts if not p.isdigit())
+        lines.append(f"{field}: {item['msg']} (file key {field!r} or env {env})")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(config_file: Path | str | None = None) -> Settings:
+    """Load settings from the environment and an optional YAML file.
+
+    The file is `config_file`, else `$GPU_PROVIDER_CONFIG`, else none. Raises `SettingsError`
+    naming every bad field, so a process fails at start instead of misbehaving later.
+    """
+    path = config_file if config_file is not None else os.environ.get(CONFIG_FILE_ENV)
+    values = _read_yaml(Path(path)) if path else {}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None

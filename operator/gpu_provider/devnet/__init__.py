@@ -1,0 +1,1 @@
+"""Local chain tooling: anvil, contract deployment, matchmaker and tenant clients."""
