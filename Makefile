@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PKG    := operator/gpu_provider
 
-.PHONY: help venv test unit e2e lint fmt crds demo demo-down stack stack-down build-k8s clean
+.PHONY: help venv node tools test unit e2e lint fmt crds demo demo-down stack stack-down build-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,5 +37,32 @@ unit: $(STAMP) ## unit tests only (no cluster, no chain)
 crds: $(STAMP) ## regenerate crds/ from the API models
 	$(PY) -m gpu_provider crds --output-dir crds
 
-test: lint ## lint, unit tests, then e2e tests against the real local stack (built on first use)
-	$(PY) -m pytest -q tests
+NODE_STAMP := node_modules/.package-lock.json
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+node: $(NODE_STAMP) ## install the pinned npm dev tools (anvil, solcjs)
+
+build-k8s: ## build the control plane, kwok and helm from Go modules (cached in ~/.cache/gpu-provider)
+	hack/build-k8s.sh
+
+tools: $(STAMP) $(NODE_STAMP) build-k8s
+
+e2e: tools ## e2e tests only (real kube-apiserver + kwok, real anvil)
+	$(PY) -m pytest -q e2e
+
+test: lint tools ## lint, unit tests, then e2e tests against the real local stack (built on first use)
+	$(PY) -m pytest -q tests e2e
+
+stack: tools ## start the local cluster and anvil in the background (.local/kubeconfig, .local/devnet.json)
+	$(PY) -m e2e.harness up
+
+stack-down: $(STAMP) ## stop what `make stack` or `make demo` started
+	$(PY) -m e2e.harness down
+
+demo: tools ## bring up the local stack and run the operator's main job end to end, printing each step
+	$(PY) -m e2e.harness demo
+
+demo-down: stack-down ## stop everything `make demo` started

@@ -1,0 +1,107 @@
+"""`python -m e2e.harness up|down|status|demo`: the local stack behind `make stack` and `make demo`.
+
+`up` leaves the cluster and anvil running in the background (kubeconfig in .local/kubeconfig,
+chain in .local/devnet.json); `down` stops everything `up` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from e2e.harness.stack import (
+    DEVNET_JSON,
+    KUBECONFIG,
+    LOCAL,
+    KwokCluster,
+    apply_objects,
+    build_tools,
+    kubectl,
+    log,
+)
+from e2e.harness.topology import build_nodes
+from gpu_provider.api.crd import all_crds
+from gpu_provider.devnet.anvil import DEFAULT_MNEMONIC, Anvil, rpc_call
+
+ANVIL_PID = LOCAL / "anvil.pid"
+DEMO_CLUSTER = "gpu-provider"
+
+
+def stack_up(block_time: float) -> dict[str, object]:
+    build_tools()
+    cluster = KwokCluster(name=DEMO_CLUSTER)
+    cluster.create()
+    apply_objects(build_nodes())
+    log(f"applied {len(build_nodes())} simulated Nodes from e2e/topology.yaml")
+    apply_objects(all_crds())
+    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    log("installed CRDs: providernodes.gpuprovider.dev, gpuleases.gpuprovider.dev")
+    return chain_up(block_time)
+
+
+def chain_up(block_time: float) -> dict[str, object]:
+    chain_down()
+    node = Anvil(block_time=block_time, log_file=LOCAL / "anvil.log")
+    node.start()
+    assert node.process is not None
+    # Detached on purpose: `make demo` leaves the chain running for exploration.
+    ANVIL_PID.write_text(str(node.process.pid))
+    accounts = rpc_call(node.url, "eth_accounts")
+    devnet: dict[str, object] = {
+        "chainId": node.chain_id,
+        "rpcUrl": node.url,
+        "blockTime": block_time,
+        "mnemonic": DEFAULT_MNEMONIC,
+        "accounts": accounts,
+        "contracts": {},
+    }
+    DEVNET_JSON.write_text(json.dumps(devnet, indent=2) + "\n")
+    log(f"anvil on {node.url} (chain id {node.chain_id}, a block every {block_time:g} s)")
+    return devnet
+
+
+def chain_down() -> None:
+    if not ANVIL_PID.exists():
+        return
+    pid = int(ANVIL_PID.read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.1)
+    ANVIL_PID.unlink(missing_ok=True)
+
+
+def stack_down() -> None:
+    KwokCluster(name=DEMO_CLUSTER).delete()
+    KUBECONFIG.unlink(missing_ok=True)
+    chain_down()
+    DEVNET_JSON.unlink(missing_ok=True)
+    log("stopped the cluster and anvil")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.harness", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "demo"])
+    parser.add_argument("--block-time", type=float, default=2.0, help="seconds per block")
+    args = parser.parse_args(argv)
+    if args.command == "down":
+        stack_down()
+        return 0
+    if args.command == "up":
+        stack_up(args.block_time)
+        return 0
+    from e2e.harness.demo import run_demo
+
+    return run_demo(args.block_time)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
