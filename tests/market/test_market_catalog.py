@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from market_reference import load_reference, requires_reference
 from pydantic import ValidationError
 
 from gpu_provider.market import GpuCatalog, GpuModel, GpuSegment, default_catalog, parse_catalog
+from tests.market.market_reference import load_reference, requires_reference
 
 CATALOG = default_catalog()
 

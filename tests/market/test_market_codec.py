@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import pytest
-from market_reference import reference_params
 
 from gpu_provider.market import (
     EndpointKind,
@@ -28,6 +27,7 @@ from gpu_provider.market.spec import (
     Service,
     StorageVolume,
 )
+from tests.market.market_reference import reference_params
 
 # Our own example (not one of the reference vectors): one L40S service with a persistent volume.
 BASE = (
