@@ -11,6 +11,7 @@ import yaml
 
 from e2e.harness.stack import KUBECONFIG, apply_objects, kubectl
 from gpu_provider.devnet.anvil import rpc_call
+from gpu_provider.market import default_catalog
 
 NAMESPACE = "gpu-provider-system"
 
@@ -23,19 +24,26 @@ def say(title: str, body: str = "") -> None:
 
 def _gpu_nodes_table() -> str:
     nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
-    rows = [("NODE", "GPUS", "PRODUCT", "VRAM MiB", "DRIVER", "SCHEDULABLE")]
+    catalog = default_catalog()
+    rows = [("NODE", "GPUS", "PRODUCT", "VRAM MiB", "CATALOG", "DRIVER", "SCHEDULABLE")]
     for node in nodes:
         labels = node["metadata"]["labels"]
         gpus = node["status"]["allocatable"].get("nvidia.com/gpu", "0")
         driver = ".".join(
             labels.get(f"nvidia.com/cuda.driver.{part}", "") for part in ("major", "minor", "rev")
         ).strip(".")
+        product = labels.get("nvidia.com/gpu.product")
+        memory = labels.get("nvidia.com/gpu.memory")
+        model = (
+            catalog.by_gfd_product(product, int(memory) if memory else None) if product else None
+        )
         rows.append(
             (
                 node["metadata"]["name"],
                 gpus,
-                labels.get("nvidia.com/gpu.product", "-"),
-                labels.get("nvidia.com/gpu.memory", "-"),
+                product or "-",
+                memory or "-",
+                f"{model.short_name} (id {model.resource_id})" if model else "-",
                 driver or "-",
                 "no (cordoned)" if node["spec"].get("unschedulable") else "yes",
             )
