@@ -21,6 +21,7 @@ from gpu_provider.api.validators import (
     DnsSubdomainName,
     EvmAddress,
     HostUri,
+    Quantity,
 )
 
 PROVIDER_NODE_KIND: Final = "ProviderNode"
@@ -192,6 +193,14 @@ class LeaseDefaults(WireModel):
     image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
 
 
+class NodeReservation(WireModel):
+    """Resources kept back on every offered Node for the kubelet and system daemons; not sold."""
+
+    cpu: Quantity = "1"
+    memory: Quantity = "4Gi"
+    ephemeral_storage: Quantity = "20Gi"
+
+
 class ProviderNodeSpec(WireModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
@@ -214,6 +223,7 @@ class ProviderNodeSpec(WireModel):
         min_length=1, max_length=16, json_schema_extra=list_map("symbol")
     )
     node_selector: LabelSelector = Field(default_factory=LabelSelector)
+    reserved_per_node: NodeReservation = Field(default_factory=NodeReservation)
     pricing: Pricing
     bidding: Bidding = Field(default_factory=Bidding)
     maintenance: Maintenance = Field(default_factory=Maintenance)
