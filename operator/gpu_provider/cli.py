@@ -12,6 +12,7 @@ import yaml
 from gpu_provider import __version__
 from gpu_provider.api.crd import all_crds
 from gpu_provider.config import SettingsError, load_settings
+from gpu_provider.devnet.commands import devnet
 
 NOT_AVAILABLE_EXIT = 3
 
@@ -132,33 +133,8 @@ def render_crd_file(document: dict[str, object]) -> str:
     return header + yaml.safe_dump(document, sort_keys=False)
 
 
-@main.group(context_settings=CONTEXT_SETTINGS)
-def devnet() -> None:
-    """Local marketplace for development: anvil, the devnet contracts, matchmaker, tenant.
-
-    \b
-    gpu-provider devnet up          start anvil, deploy the contracts, write .local/devnet.json
-    gpu-provider devnet matchmaker  match each order to its cheapest eligible bid
-    gpu-provider devnet tenant ...  deposit, place an order, send a manifest, close a lease
-    """
-
-
-@devnet.command("up", context_settings=CONTEXT_SETTINGS)
-def devnet_up() -> None:
-    """Start anvil, deploy the marketplace contracts and write .local/devnet.json."""
-    _not_available("`devnet up`", "it lands with the devnet contracts")
-
-
-@devnet.command("matchmaker", context_settings=CONTEXT_SETTINGS)
-def devnet_matchmaker() -> None:
-    """Collect bids for each order during its window and match the cheapest eligible one."""
-    _not_available("`devnet matchmaker`", "it lands with the devnet contracts")
-
-
-@devnet.command("tenant", context_settings=CONTEXT_SETTINGS)
-def devnet_tenant() -> None:
-    """Act as a tenant: deposit, create an order from YAML, upload a manifest, close a lease."""
-    _not_available("`devnet tenant`", "it lands with the devnet contracts")
+# The devnet commands live with the devnet tooling (gpu_provider.devnet.commands).
+main.add_command(devnet)
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
