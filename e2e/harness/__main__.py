@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -27,13 +26,15 @@ from e2e.harness.stack import (
 )
 from e2e.harness.topology import build_nodes
 from gpu_provider.api.crd import all_crds
-from gpu_provider.devnet.anvil import DEFAULT_MNEMONIC, Anvil, rpc_call
+from gpu_provider.devnet.anvil import Anvil
+from gpu_provider.devnet.state import DevnetState
+from gpu_provider.devnet.up import deploy_to
 
 ANVIL_PID = LOCAL / "anvil.pid"
 DEMO_CLUSTER = "gpu-provider"
 
 
-def stack_up(block_time: float) -> dict[str, object]:
+def stack_up(block_time: float) -> DevnetState:
     build_tools()
     cluster = KwokCluster(name=DEMO_CLUSTER)
     cluster.create()
@@ -52,18 +53,14 @@ def chain_up(block_time: float) -> dict[str, object]:
     assert node.process is not None
     # Detached on purpose: `make demo` leaves the chain running for exploration.
     ANVIL_PID.write_text(str(node.process.pid))
-    accounts = rpc_call(node.url, "eth_accounts")
-    devnet: dict[str, object] = {
-        "chainId": node.chain_id,
-        "rpcUrl": node.url,
-        "blockTime": block_time,
-        "mnemonic": DEFAULT_MNEMONIC,
-        "accounts": accounts,
-        "contracts": {},
-    }
-    DEVNET_JSON.write_text(json.dumps(devnet, indent=2) + "\n")
     log(f"anvil on {node.url} (chain id {node.chain_id}, a block every {block_time:g} s)")
-    return devnet
+    started = time.monotonic()
+    state = deploy_to(node.url, block_time=block_time, state_file=DEVNET_JSON)
+    log(
+        f"deployed {len(state.contracts)} marketplace contracts in "
+        f"{time.monotonic() - started:.1f} s; described in {DEVNET_JSON.relative_to(LOCAL.parent)}"
+    )
+    return state
 
 
 def chain_down() -> None:

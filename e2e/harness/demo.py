@@ -5,13 +5,19 @@ from __future__ import annotations
 import copy
 import json
 import time
+from decimal import Decimal
 from typing import Any
 
 import yaml
 
 from e2e.harness.stack import KUBECONFIG, apply_objects, kubectl
-from gpu_provider.devnet.anvil import rpc_call
-from gpu_provider.market import default_catalog
+from gpu_provider.devnet.accounts import Role
+from gpu_provider.devnet.client import connect
+from gpu_provider.devnet.orderfile import parse_order_yaml
+from gpu_provider.devnet.state import DevnetState
+from gpu_provider.devnet.tenant import Tenant
+from gpu_provider.market import decode, default_catalog
+from gpu_provider.market.pricing import PriceTable, quote_order
 
 NAMESPACE = "gpu-provider-system"
 
@@ -54,16 +60,39 @@ def _gpu_nodes_table() -> str:
     )
 
 
-def _example_provider(devnet: dict[str, Any]) -> dict[str, Any]:
+def _example_provider(state: DevnetState) -> dict[str, Any]:
     with open("manifests/examples/providernode.yaml") as handle:
         provider: dict[str, Any] = yaml.safe_load(handle)
-    provider = copy.deepcopy(provider)
-    token = devnet.get("contracts", {}).get("testToken")
-    if token:
-        provider["spec"]["acceptedTokens"][0]["address"] = token
-    provider["spec"]["hostUri"] = "127.0.0.1:8443"
-    provider["spec"].pop("certificateSecretRef", None)
+    spec = provider["spec"]
+    spec["acceptedTokens"][0]["address"] = state.payment_token
+    spec["rewardWallet"] = state.account_address(Role.REWARD_WALLET)
+    spec["hostUri"] = "127.0.0.1:8443"
+    spec.pop("certificateSecretRef", None)
+    spec["wallet"] = {"secretName": "provider-wallet", "privateKeyKey": "private-key"}
     return provider
+
+
+def _price_table(provider: dict[str, Any]) -> PriceTable:
+    pricing = provider["spec"]["pricing"]
+    return PriceTable(
+        gpu_usd_per_hour={g["model"]: Decimal(g["usdPerHour"]) for g in pricing["gpu"]},
+        cpu_core_usd_per_hour=Decimal(pricing["cpuCoreUsdPerHour"]),
+        memory_gib_usd_per_hour=Decimal(pricing["memoryGiBUsdPerHour"]),
+        storage_gib_usd_per_hour=Decimal(pricing["storageGiBUsdPerHour"]),
+    )
+
+
+def _cluster_models() -> set[str]:
+    catalog = default_catalog()
+    models = set()
+    for node in json.loads(kubectl("get", "nodes", "-o", "json"))["items"]:
+        labels = node["metadata"]["labels"]
+        product = labels.get("nvidia.com/gpu.product")
+        memory = labels.get("nvidia.com/gpu.memory")
+        model = catalog.by_gfd_product(product, int(memory)) if product and memory else None
+        if model and not node["spec"].get("unschedulable"):
+            models.add(model.short_name)
+    return models
 
 
 def run_demo(block_time: float) -> int:
@@ -71,7 +100,7 @@ def run_demo(block_time: float) -> int:
 
     started = time.monotonic()
     say("1. Local stack: kube-apiserver + scheduler + controller-manager (kwok nodes), anvil")
-    devnet = stack_up(block_time)
+    state = stack_up(block_time)
     say(
         "2. The cluster's GPUs as the device plugin and GPU Feature Discovery report them",
         _gpu_nodes_table(),
@@ -79,11 +108,7 @@ def run_demo(block_time: float) -> int:
 
     say("3. The provider's wallet goes into a Secret (the key is never printed)")
     kubectl("create", "namespace", NAMESPACE)
-    # anvil's account #1 (well-known test key, holds nothing outside this devnet).
-    from eth_account import Account
-
-    Account.enable_unaudited_hdwallet_features()
-    wallet = Account.from_mnemonic(str(devnet["mnemonic"]), account_path="m/44'/60'/0'/0/1")
+    wallet = state.signer(Role.PROVIDER)
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -95,8 +120,7 @@ def run_demo(block_time: float) -> int:
     print(f"secret/{NAMESPACE}/provider-wallet for address {wallet.address}")
 
     say("4. Declare the ProviderNode (manifests/examples/providernode.yaml)")
-    provider = _example_provider(devnet)
-    provider["spec"]["wallet"] = {"secretName": "provider-wallet", "privateKeyKey": "private-key"}
+    provider = _example_provider(state)
     apply_objects([provider])
     print(kubectl("get", "providernodes", "-o", "wide"))
 
@@ -112,16 +136,61 @@ def run_demo(block_time: float) -> int:
         print("UNEXPECTED: the malformed ProviderNode was accepted")
         return 1
 
-    head = int(str(rpc_call(str(devnet["rpcUrl"]), "eth_blockNumber")), 16)
+    client = connect(state)
+    contracts = "\n".join(f"  {name:<26} {address}" for name, address in state.contracts.items())
     say(
-        "6. Chain",
-        f"anvil {devnet['rpcUrl']} chain id {devnet['chainId']}, head block {head}\n"
-        f"devnet description: .local/devnet.json",
+        f"6. The marketplace on anvil {state.rpc_url} (chain id {state.chain_id}, "
+        f"head block {client.head()})",
+        contracts,
     )
+
+    say("7. A tenant deposits and places an order (manifests/examples/order.yaml)")
+    tenant = Tenant(client=client, account=state.signer(Role.TENANT))
+    with open("manifests/examples/order.yaml") as handle:
+        order = parse_order_yaml(handle.read(), "manifests/examples/order.yaml")
+    balances = tenant.deposit(Decimal(10))
+    placed = tenant.create_order(order)
+    print(
+        f"order {placed.order_id} in block {placed.block}: {placed.terms.num_blocks} blocks at "
+        f"most {tenant.amount(placed.terms.max_price_per_block)} per block; escrow locked "
+        f"{tenant.amount(tenant.balances().locked)} of {tenant.amount(balances.unlocked)}"
+    )
+    print(f"on-chain spec: {placed.spec}")
+
+    say("8. The provider decodes the order from the chain and prices it with its ProviderNode")
+    events = (
+        client.contract("OrderRequest")
+        .events.OrderCreated()
+        .get_logs(from_block=placed.block, to_block=placed.block)
+    )
+    created = next(e for e in events if int(e["args"]["orderId"]) == placed.order_id)
+    spec = decode(str(created["args"]["specs"]))
+    offered = _cluster_models()
+    for need in spec.gpu_needs():
+        wanted = ", ".join(m.model for m in need.models) or "any"
+        print(
+            f"service {need.service}: {need.total} GPU(s) of [{wanted}], "
+            f"VRAM {need.vram.text() if need.vram else 'any'}"
+        )
+    usable = sorted(m for m in offered if spec.accepts_model(m))
+    print(f"cluster GPU models the order accepts: {', '.join(usable) or 'none'}")
+    region = spec.placement.region or "any"
+    print(f"order region: {region}; this provider: {provider['spec']['region']}")
+    if usable:
+        terms = state.token_terms()
+        quote = quote_order(spec, _price_table(provider), terms, gpu_models=usable[0])
+        print(
+            f"at this provider's prices on {usable[0]}: {quote.usd_per_hour} USD/hour = "
+            f"{tenant.amount(quote.price_per_block)} per block "
+            f"(tenant's max {tenant.amount(placed.terms.max_price_per_block)})"
+        )
+    print("(bidding on it is the operator's job: it lands with the ProviderNode controller)")
+
     say(
         f"Done in {time.monotonic() - started:.0f} s. The stack keeps running:",
         f"  export KUBECONFIG={KUBECONFIG}\n"
         "  .local/bin/kubectl get pn,gl\n"
+        "  .venv/bin/gpu-provider devnet tenant lease <id>    # the devnet CLI (docs/devnet.md)\n"
         "  make demo-down        # stop the cluster and anvil",
     )
     return 0
