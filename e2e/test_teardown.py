@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from e2e.harness.stack import REPO
+from e2e.harness.stack import REPO, pids_mentioning
 
 
 def _alive(pid: int) -> bool:
@@ -18,19 +18,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def _pids_mentioning(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(int(proc.name))
-    return found
 
 
 def test_failed_session_leaves_no_process_behind(tmp_path: Path) -> None:
@@ -51,5 +38,5 @@ def test_failed_session_leaves_no_process_behind(tmp_path: Path) -> None:
     assert record["cluster_pids"], "the probe saw no control-plane processes"
     assert not any(_alive(pid) for pid in record["cluster_pids"])
     assert not _alive(record["anvil_pid"])
-    assert _pids_mentioning(record["cluster_dir"]) == []
+    assert pids_mentioning(record["cluster_dir"]) == []
     assert not Path(record["cluster_dir"]).exists()

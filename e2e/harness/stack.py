@@ -162,18 +162,22 @@ class KwokCluster:
 
     def pids(self) -> list[int]:
         """Processes started for this cluster (their command line names its directory)."""
-        marker = str(self.cluster_dir)
-        found = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(int(proc.name))
-        return found
+        return pids_mentioning(str(self.cluster_dir))
+
+
+def pids_mentioning(marker: str) -> list[int]:
+    """Live processes whose command line contains `marker`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(int(proc.name))
+    return found
 
 
 def kubectl(*args: str, kubeconfig: Path = KUBECONFIG, input_text: str | None = None) -> str:
