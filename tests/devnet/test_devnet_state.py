@@ -185,3 +185,14 @@ def test_the_summary_names_roles_and_addresses_but_never_a_key() -> None:
     assert DEFAULT_MNEMONIC not in text
     for index in range(9):
         assert derive_account(DEFAULT_MNEMONIC, index).key.hex() not in text
+
+
+def test_operator_settings_point_at_every_marketplace_contract() -> None:
+    state = _state(block_time=2.0)
+    settings = state.chain_settings()
+    assert settings.chain_id == state.chain_id
+    assert settings.rpc_urls == [state.rpc_url]
+    assert settings.contracts.order_request == state.contracts["OrderRequest"]
+    assert settings.contracts.compute_lease == state.contracts["ComputeLease"]
+    assert all(value is not None for value in settings.contracts.model_dump().values())
+    assert settings.blocks_per_hour == 1800

@@ -26,6 +26,8 @@ from pydantic.alias_generators import to_camel
 from web3 import Web3
 
 from gpu_provider.chain.artifacts import CONTRACT_NAMES
+from gpu_provider.chain.contracts import SETTINGS_FIELD
+from gpu_provider.config import ChainSettings, ContractAddresses
 from gpu_provider.devnet.accounts import Role, derive_account
 from gpu_provider.devnet.errors import DevnetError
 from gpu_provider.devnet.paths import DEFAULT_STATE_FILE
@@ -135,6 +137,20 @@ class DevnetState(_Model):
     def token_terms(self) -> TokenTerms:
         """USD -> token conversion for the payment token (a USD stablecoin) on this chain."""
         return TokenTerms(decimals=self.token.decimals, blocks_per_hour=self.blocks_per_hour)
+
+    def chain_settings(self, *, confirmations: int = 1) -> ChainSettings:
+        """The operator's chain settings for this devnet (what a Helm value file would say)."""
+        return ChainSettings(
+            network="devnet",
+            chain_id=self.chain_id,
+            rpc_urls=[self.rpc_url],
+            contracts=ContractAddresses(
+                **{field: self.contracts[name] for name, field in SETTINGS_FIELD.items()}
+            ),
+            confirmations=confirmations,
+            blocks_per_hour=self.blocks_per_hour,
+            poll_interval_seconds=max(self.block_time / 2, 0.2),
+        )
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2) + "\n"
