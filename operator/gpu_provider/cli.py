@@ -63,7 +63,10 @@ def main() -> None:
     """
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@main.command(
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Run the operator: reconcile, bid, close leases, withdraw.",
+)
 @config_option
 def run(config: Path | None) -> None:
     """Run the operator (Kopf): reconcile ProviderNodes and GpuLeases, bid, close, withdraw.
@@ -76,7 +79,10 @@ def run(config: Path | None) -> None:
     _not_available("the operator loop (`run`)", "it lands with the ProviderNode controller")
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@main.command(
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Serve the HTTPS tenant API (manifests, lease status).",
+)
 @config_option
 @click.option("--port", type=click.IntRange(1, 65535), default=8443, show_default=True)
 def gateway(config: Path | None, port: int) -> None:
@@ -90,7 +96,11 @@ def gateway(config: Path | None, port: int) -> None:
     _not_available(f"the tenant gateway (port {port})", "it lands with the gateway")
 
 
-@main.command("node-agent", context_settings=CONTEXT_SETTINGS)
+@main.command(
+    "node-agent",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Report this node's GPUs from NVML on the Node.",
+)
 @config_option
 def node_agent(config: Path | None) -> None:
     """Report this node's GPUs from NVML (model, VRAM, health, driver/CUDA) on the Node.
@@ -102,7 +112,9 @@ def node_agent(config: Path | None) -> None:
     _not_available("the NVML node agent", "it lands with the node agent")
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@main.command(
+    context_settings=CONTEXT_SETTINGS, short_help="Print the ProviderNode and GpuLease CRDs."
+)
 @click.option(
     "--output-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -137,13 +149,17 @@ def render_crd_file(document: dict[str, object]) -> str:
 main.add_command(devnet)
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@main.command(
+    context_settings=CONTEXT_SETTINGS, short_help="Run the end-to-end demo (use `make demo`)."
+)
 def demo() -> None:
     """Run the end-to-end demo on the local stack (use `make demo`, which also sets it up)."""
     _not_available("`gpu-provider demo`", "`make demo` runs what exists so far")
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@main.command(
+    context_settings=CONTEXT_SETTINGS, short_help="Print the version and the API version."
+)
 def version() -> None:
     """Print the version of gpu-provider and of the API it serves."""
     from gpu_provider.api.v1alpha1 import API_VERSION

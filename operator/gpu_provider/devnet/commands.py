@@ -66,7 +66,10 @@ def _friendly_errors(state_file: Path | None = None) -> Iterator[None]:
         raise click.ClickException(f"{what}{error.strerror or error}") from None
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Local marketplace: anvil, contracts, matchmaker, tenant.",
+)
 def devnet() -> None:
     """Local marketplace for development: anvil, the devnet contracts, matchmaker, tenant.
 
@@ -88,7 +91,9 @@ def devnet() -> None:
     """
 
 
-@devnet.command("up", context_settings=CONTEXT_SETTINGS)
+@devnet.command(
+    "up", context_settings=CONTEXT_SETTINGS, short_help="Start anvil and deploy the marketplace."
+)
 @click.option(
     "--block-time",
     type=click.FloatRange(min=0),
@@ -196,7 +201,9 @@ def _stop_foreground(node: Any, state_file: Path) -> None:
     state_file.unlink(missing_ok=True)
 
 
-@devnet.command("down", context_settings=CONTEXT_SETTINGS)
+@devnet.command(
+    "down", context_settings=CONTEXT_SETTINGS, short_help="Stop a detached devnet anvil."
+)
 @state_file_option
 def down(state_file: Path) -> None:
     """Stop the anvil that `devnet up --detach` left running and remove its devnet.json.
@@ -214,7 +221,11 @@ def down(state_file: Path) -> None:
         click.echo(f"stopped anvil (pid {pid}) and removed {state_file}")
 
 
-@devnet.command("matchmaker", context_settings=CONTEXT_SETTINGS)
+@devnet.command(
+    "matchmaker",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Match each order to its cheapest eligible bid.",
+)
 @click.option("--once", is_flag=True, help="process what is pending now (windows closed) and exit")
 @click.option(
     "--eager",
@@ -298,7 +309,11 @@ def _log_to_stderr() -> None:
 # --- tenant ------------------------------------------------------------------------------
 
 
-@devnet.group("tenant", context_settings=CONTEXT_SETTINGS)
+@devnet.group(
+    "tenant",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Act as a tenant: deposit, order, manifest, close.",
+)
 def tenant() -> None:
     """Act as a tenant: deposit, create an order from YAML, upload a manifest, close a lease.
 
@@ -351,7 +366,11 @@ def _usd(_: click.Context, __: click.Parameter, value: str) -> Decimal:
     return amount
 
 
-@tenant.command("balance", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "balance",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Show wallet, free and locked escrow balances.",
+)
 @tenant_options
 def balance(state_file: Path, private_key_file: Path | None) -> None:
     """Show the tenant's test tokens: in the wallet, and in escrow (locked and free).
@@ -373,7 +392,9 @@ def _echo_balances(client: Tenant) -> None:
     click.echo(f"  escrow, locked   {client.amount(balances.locked)}")
 
 
-@tenant.command("deposit", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "deposit", context_settings=CONTEXT_SETTINGS, short_help="Move test tokens into escrow."
+)
 @click.option(
     "--amount",
     required=True,
@@ -399,7 +420,9 @@ def deposit(amount: Decimal, state_file: Path, private_key_file: Path | None) ->
         _echo_balances(client)
 
 
-@tenant.command("order", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "order", context_settings=CONTEXT_SETTINGS, short_help="Create an order from a YAML spec."
+)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @tenant_options
 def order(file: Path, state_file: Path, private_key_file: Path | None) -> None:
@@ -431,7 +454,11 @@ def order(file: Path, state_file: Path, private_key_file: Path | None) -> None:
         click.echo(f"next: gpu-provider devnet tenant wait-lease {placed.order_id}")
 
 
-@tenant.command("cancel", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "cancel",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Cancel an unmatched order, freeing its escrow.",
+)
 @click.argument("order_id", type=click.IntRange(min=1))
 @tenant_options
 def cancel(order_id: int, state_file: Path, private_key_file: Path | None) -> None:
@@ -448,7 +475,11 @@ def cancel(order_id: int, state_file: Path, private_key_file: Path | None) -> No
         _echo_balances(client)
 
 
-@tenant.command("wait-lease", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "wait-lease",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Wait for the match and show the lease.",
+)
 @click.argument("order_id", type=click.IntRange(min=1))
 @click.option(
     "--timeout",
@@ -476,7 +507,11 @@ def wait_lease(
         )
 
 
-@tenant.command("lease", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "lease",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Show a lease: state, provider, price, blocks.",
+)
 @click.argument("lease_id", type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="print the lease as JSON")
 @tenant_options
@@ -509,7 +544,11 @@ def _echo_lease(client: Tenant, info: Any, as_json: bool) -> None:
     click.echo(f"  escrow      {client.amount(info.locked_remaining)} still locked")
 
 
-@tenant.command("send-manifest", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "send-manifest",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Upload the manifest with the Auth-Spheron header.",
+)
 @click.argument("lease_id", type=click.IntRange(min=1))
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option(
@@ -555,7 +594,9 @@ def send_manifest(
             click.echo(reply.body.strip())
 
 
-@tenant.command("close", context_settings=CONTEXT_SETTINGS)
+@tenant.command(
+    "close", context_settings=CONTEXT_SETTINGS, short_help="Close a lease and settle the escrow."
+)
 @click.argument("lease_id", type=click.IntRange(min=1))
 @tenant_options
 def close(lease_id: int, state_file: Path, private_key_file: Path | None) -> None:
