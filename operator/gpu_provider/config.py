@@ -9,6 +9,7 @@ with the field named (see `load_settings`).
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -27,7 +29,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from gpu_provider.api.validators import EvmAddress
+from gpu_provider.api.validators import DecimalString, EvmAddress
 
 CONFIG_FILE_ENV = "GPU_PROVIDER_CONFIG"
 ENV_PREFIX = "GPU_PROVIDER_"
@@ -60,6 +62,33 @@ class ContractAddresses(BaseModel):
     compute_lease: EvmAddress | None = None
 
 
+class TransactionSettings(BaseModel):
+    """How the provider's transactions are priced and chased. Fees are in gwei, as strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_fee_per_gas_gwei: DecimalString = Field(
+        default="200", description="refuse to send above this max fee per gas (the cap)"
+    )
+    priority_fee_gwei: DecimalString | None = Field(
+        default=None, description="fixed tip; unset: the node's suggestion, clamped below"
+    )
+    min_priority_fee_gwei: DecimalString = "0.001"
+    max_priority_fee_gwei: DecimalString = "5"
+    base_fee_multiplier: float = Field(default=2.0, ge=1, le=10)
+    gas_margin: float = Field(default=1.2, ge=1, le=5)
+    replace_after_seconds: float = Field(
+        default=60, gt=0, le=3600, description="re-price a transaction not mined by then"
+    )
+    receipt_timeout_seconds: float = Field(default=900, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _tip_bounds(self) -> TransactionSettings:
+        if Decimal(self.min_priority_fee_gwei) > Decimal(self.max_priority_fee_gwei):
+            raise ValueError("min_priority_fee_gwei must not exceed max_priority_fee_gwei")
+        return self
+
+
 class ChainSettings(BaseModel):
     """Which chain the operator speaks to. Production values come from the Helm chart."""
 
@@ -79,6 +108,11 @@ class ChainSettings(BaseModel):
     blocks_per_hour: int = Field(default=1800, ge=1, description="1800 = 2 s blocks")
     poll_interval_seconds: float = Field(default=2.0, gt=0, le=600)
     log_range: int = Field(default=2000, ge=1, le=100_000, description="eth_getLogs block span")
+    request_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    retry_preferred_after_seconds: float = Field(
+        default=30, gt=0, le=3600, description="how soon a failed-over RPC tries its first URL"
+    )
+    transactions: TransactionSettings = Field(default_factory=TransactionSettings)
 
     @field_validator("rpc_urls")
     @classmethod

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final, NamedTuple
 
 from gpu_provider.chain.errors import FeeCapExceeded
+from gpu_provider.config import TransactionSettings
 
 GWEI: Final = 10**9
 
@@ -40,6 +42,27 @@ class FeePolicy:
             )
         if self.min_priority_fee > self.max_priority_fee:
             raise ValueError("min_priority_fee must not exceed max_priority_fee")
+
+
+def gwei_to_wei(gwei: str) -> int:
+    """'0.001' gwei -> 1_000_000 wei; more than nine decimals would be a fraction of a wei."""
+    wei = Decimal(gwei) * GWEI
+    if wei != wei.to_integral_value():
+        raise ValueError(f"{gwei} gwei is not a whole number of wei")
+    return int(wei)
+
+
+def fee_policy_from_settings(settings: TransactionSettings) -> FeePolicy:
+    """The operator's configured fee policy (`chain.transactions.*`)."""
+    tip = settings.priority_fee_gwei
+    return FeePolicy(
+        base_fee_multiplier=settings.base_fee_multiplier,
+        priority_fee=gwei_to_wei(tip) if tip is not None else None,
+        min_priority_fee=gwei_to_wei(settings.min_priority_fee_gwei),
+        max_priority_fee=gwei_to_wei(settings.max_priority_fee_gwei),
+        max_fee_per_gas=gwei_to_wei(settings.max_fee_per_gas_gwei),
+        gas_margin=settings.gas_margin,
+    )
 
 
 class Fees(NamedTuple):

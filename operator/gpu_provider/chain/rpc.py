@@ -257,10 +257,12 @@ class FailoverProvider(AsyncJSONBaseProvider):
 async def connect(
     settings: ChainSettings,
     *,
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-    retry_preferred_after: float = DEFAULT_RETRY_PREFERRED_AFTER,
+    request_timeout: float | None = None,
+    retry_preferred_after: float | None = None,
 ) -> AsyncWeb3[FailoverProvider]:
     """An `AsyncWeb3` over `settings.rpc_urls`, after checking every endpoint's chain id.
+
+    Timeouts come from the settings unless given here.
 
     Raises `ChainIdMismatch` when an endpoint serves another chain and `RpcUnavailable` when
     none answers. Close with `await w3.provider.disconnect()`.
@@ -268,8 +270,8 @@ async def connect(
     provider = FailoverProvider(
         settings.rpc_urls,
         chain_id=settings.chain_id,
-        request_timeout=request_timeout,
-        retry_preferred_after=retry_preferred_after,
+        request_timeout=request_timeout or settings.request_timeout_seconds,
+        retry_preferred_after=retry_preferred_after or settings.retry_preferred_after_seconds,
     )
     try:
         await provider.check_chain()

@@ -40,7 +40,14 @@ from gpu_provider.chain.errors import (
     TransactionReverted,
     TransactionTimeout,
 )
-from gpu_provider.chain.fees import FeePolicy, Fees, fees_for, replacement_fees, tip_for
+from gpu_provider.chain.fees import (
+    FeePolicy,
+    Fees,
+    fee_policy_from_settings,
+    fees_for,
+    replacement_fees,
+    tip_for,
+)
 from gpu_provider.chain.intents import IntentStatus, IntentStore, TxAttempt, TxIntent
 from gpu_provider.chain.jsonrpc import Rpc
 from gpu_provider.chain.keylocks import KeyedLocks
@@ -97,6 +104,8 @@ class TxManager:
     ) -> Self:
         timings = timings or TxTimings(
             poll_interval=min(settings.poll_interval_seconds, 2.0),
+            replace_after=settings.transactions.replace_after_seconds,
+            receipt_timeout=settings.transactions.receipt_timeout_seconds,
             confirmations=settings.confirmations,
         )
         return cls(
@@ -104,7 +113,7 @@ class TxManager:
             wallet,
             store,
             chain_id=settings.chain_id,
-            fees=fees,
+            fees=fees or fee_policy_from_settings(settings.transactions),
             timings=timings,
             error_abis=error_abis,
         )
