@@ -77,17 +77,7 @@ class Rpc:
             raise
         except (ProviderConnectionError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise RpcUnavailable(f"{method}: {type(exc).__name__}: {exc}") from exc
-        error = response.get("error")
-        if error is not None:
-            if isinstance(error, Mapping):
-                raise RpcError(
-                    method,
-                    int(error.get("code", 0)),
-                    str(error.get("message", "")),
-                    error.get("data"),
-                )
-            raise RpcError(method, 0, str(error))
-        return response.get("result")
+        return _result(method, response)
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Several calls in one JSON-RPC batch (one HTTP round trip); results in order.
@@ -104,20 +94,7 @@ class Rpc:
         if not isinstance(replies, list) or len(replies) != len(calls):
             error = replies.get("error") if isinstance(replies, Mapping) else None
             raise RpcError("batch", 0, f"node refused the batch: {error or replies!r}"[:300])
-        results = []
-        for (method, _), reply in zip(calls, replies, strict=True):
-            error = reply.get("error")
-            if error is not None:
-                if isinstance(error, Mapping):
-                    raise RpcError(
-                        method,
-                        int(error.get("code", 0)),
-                        str(error.get("message", "")),
-                        error.get("data"),
-                    )
-                raise RpcError(method, 0, str(error))
-            results.append(reply.get("result"))
-        return results
+        return [_result(method, reply) for (method, _), reply in zip(calls, replies, strict=True)]
 
     async def chain_id(self) -> int:
         return int(await self.call("eth_chainId"), 16)
@@ -160,3 +137,15 @@ class Rpc:
 
     async def receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
         return cast(Mapping[str, Any] | None, await self.call("eth_getTransactionReceipt", tx_hash))
+
+
+def _result(method: str, reply: Mapping[str, Any]) -> Any:
+    """A JSON-RPC reply's result, or its error as `RpcError`."""
+    error = reply.get("error")
+    if error is None:
+        return reply.get("result")
+    if isinstance(error, Mapping):
+        raise RpcError(
+            method, int(error.get("code", 0)), str(error.get("message", "")), error.get("data")
+        )
+    raise RpcError(method, 0, str(error))
