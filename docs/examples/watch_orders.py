@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from gpu_provider.chain.contracts import Contracts
 from gpu_provider.chain.events import Checkpoint, EventStream
 from gpu_provider.chain.rpc import connect
+from gpu_provider.devnet.paths import DEFAULT_STATE_FILE
 from gpu_provider.devnet.state import load_state
 from gpu_provider.market import OrderSpecError, decode
 
 
-async def watch(once: bool) -> None:
-    state = load_state()
+async def watch(state_file: Path, once: bool) -> None:
+    state = load_state(state_file)
     settings = state.chain_settings(confirmations=1)
     w3 = await connect(settings)
     try:
@@ -50,4 +52,6 @@ async def watch(once: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop at the current head")
-    asyncio.run(watch(parser.parse_args().once))
+    parser.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE)
+    args = parser.parse_args()
+    asyncio.run(watch(args.state_file, args.once))
