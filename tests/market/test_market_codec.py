@@ -18,6 +18,7 @@ from gpu_provider.market import (
     decode,
     encode,
 )
+from gpu_provider.market.placement import LIST_KEYS, split_list
 from gpu_provider.market.spec import (
     MAX_SERVICES,
     MAX_SPEC_CHARS,
@@ -59,7 +60,11 @@ def from_sdk_form(decoded: dict[str, Any]) -> OrderSpec:
 
     placement_attrs = dict(attrs(decoded["PlacementsRequirement"].get("Attributes", [])))
     placement = Placement(
-        **{key: placement_attrs.pop(key) for key in PLACEMENT_KEYS if key in placement_attrs},
+        **{
+            key: split_list(value) if key in LIST_KEYS else value
+            for key in PLACEMENT_KEYS
+            if (value := placement_attrs.pop(key, None)) is not None
+        },
         extra_attributes=tuple(placement_attrs.items()),
     )
     services = []
@@ -306,9 +311,8 @@ MALFORMED: list[tuple[str, str, str, str | None]] = [
     ("services-not-list", "{n:x,s:{}}", "expected a list", "s"),
     ("resources-scalar", BASE.replace("r:{i:1,", "r:1,x:{i:1,"), "expected an object", "s[0].r"),
     ("negative-cpu", BASE.replace("u:2000", "u:-2000"), "must not be negative", "s[0].r.c.u"),
-    ("fractional-cpu", BASE.replace("u:2000", "u:2.5"), "whole number", "s[0].r.c.u"),
-    ("text-cpu", BASE.replace("u:2000", "u:lots"), "whole number", "s[0].r.c.u"),
-    ("zero-cpu", BASE.replace("u:2000", "u:0"), "at least 1", "s[0].r.c.u"),
+    ("fractional-gpus", BASE.replace("],u:1}", "],u:1.5}"), "whole number", "s[0].r.g.u"),
+    ("text-cpu", BASE.replace("u:2000", "u:lots"), "must be a number", "s[0].r.c.u"),
     ("huge-number", BASE.replace("u:2000", "u:" + "9" * 30), "too large", "s[0].r.c.u"),
     ("huge-memory", BASE.replace("u:8589934592", f"u:{2**44 + 1}"), "too large", "s[0].r.m.u"),
     ("huge-volume", BASE.replace("u:10737418240", f"u:{2**50 + 1}"), "too large", None),

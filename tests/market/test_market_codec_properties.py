@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpu_provider.market import OrderSpec, OrderSpecError, decode, encode
+from gpu_provider.market.placement import LIST_KEYS
 from gpu_provider.market.spec import (
     MAX_CPU_MILLICORES,
     MAX_GPU_UNITS,
@@ -50,9 +51,12 @@ def _attrs(
 
 _optional = st.none() | _text(0)
 
+_item = _text(0).map(lambda s: s.replace(";", "").strip())
+_optional_list = st.none() | st.lists(_item, min_size=1, max_size=3).map(tuple)
+
 placements = st.builds(
     Placement,
-    **{key: _optional for key in PLACEMENT_KEYS},
+    **{key: _optional_list if key in LIST_KEYS else _optional for key in PLACEMENT_KEYS},
     provider_wallets=st.lists(_text(), max_size=2).map(tuple),
     extra_attributes=_attrs(frozenset(PLACEMENT_KEYS)),
 )

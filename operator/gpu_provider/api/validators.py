@@ -13,6 +13,9 @@ from typing import Annotated, Final
 from eth_utils.address import is_checksum_address, to_checksum_address
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
+from gpu_provider.api.quantity import QUANTITY_PATTERN as QUANTITY_PATTERN
+from gpu_provider.api.quantity import Quantity as Quantity
+
 _HEX_ADDRESS: Final = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _DNS_LABEL: Final = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_SUBDOMAIN_PATTERN: Final = rf"^{_DNS_LABEL}([.]{_DNS_LABEL})*$"
@@ -22,12 +25,6 @@ _HOSTNAME: Final = re.compile(rf"^{_HOST_LABEL}(\.{_HOST_LABEL})*$")
 _IPV4: Final = re.compile(
     r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
 )
-# Kubernetes resource.Quantity: a signed decimal number with an optional binary (Ki..Ei) or
-# decimal (n, u, m, k, M, G, T, P, E) suffix, or an exponent. Mirrors apimachinery's grammar.
-QUANTITY_PATTERN: Final = (
-    r"^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
-)
-_QUANTITY: Final = re.compile(QUANTITY_PATTERN)
 DECIMAL_PATTERN: Final = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
 _DECIMAL: Final = re.compile(DECIMAL_PATTERN)
 # Label keys: optional DNS-subdomain prefix and a name of at most 63 characters.
@@ -75,21 +72,6 @@ DecimalString = Annotated[
     WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}),
 ]
 """A non-negative decimal price such as '2.50' (strings keep prices exact on the wire)."""
-
-
-def _quantity(value: object) -> str:
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not _QUANTITY.match(text):
-        raise ValueError("must be a Kubernetes quantity such as '500m', '16Gi' or '2'")
-    return text
-
-
-Quantity = Annotated[
-    str,
-    BeforeValidator(_quantity),
-    WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN}),
-]
-"""A non-negative Kubernetes resource quantity ('500m', '16Gi', '1.5')."""
 
 
 def _host_uri(value: str) -> str:

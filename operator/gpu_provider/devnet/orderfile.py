@@ -37,6 +37,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from gpu_provider.api.quantity import QuantityError, quantity_to_exact_int
+from gpu_provider.api.quantity import parse_quantity as parse_quantity_exact
 from gpu_provider.devnet.errors import DevnetError
 from gpu_provider.market import (
     Endpoint,
@@ -54,6 +56,7 @@ from gpu_provider.market import (
     escrow_needed,
     seconds_to_blocks,
 )
+from gpu_provider.market.placement import split_list
 
 __all__ = [
     "OrderTerms",
@@ -69,9 +72,6 @@ TIER_GROUPS: Final[dict[str, tuple[int, ...]]] = {
     "community": (4, 5, 6, 7),
     "any": (1, 2, 3, 4, 5, 6, 7),
 }
-_BINARY: Final = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
-_DECIMAL: Final = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
-_QUANTITY: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]{0,2})\s*$")
 _DURATION_PART: Final = re.compile(r"([0-9]+)\s*([smhd])")
 _DURATION_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ENDPOINT_KINDS: Final = {
@@ -98,29 +98,20 @@ def parse_quantity(value: object) -> int:
     """Bytes from `32Gi`, `512Mi`, `1G`, `1.5Gi` or a plain integer; must come out whole."""
     if isinstance(value, bool):
         raise ValueError("a size must be a number or a quantity like 32Gi")
-    if isinstance(value, int):
-        return value
-    match = _QUANTITY.match(str(value))
-    if match is None:
-        raise ValueError(f"{value!r} is not a size: write e.g. 512Mi, 32Gi or 1T")
-    number, suffix = Decimal(match.group(1)), match.group(2)
-    factor = _BINARY.get(suffix) or _DECIMAL.get(suffix) or (1 if not suffix else None)
-    if factor is None:
-        raise ValueError(f"unknown unit {suffix!r} in {value!r}: use Ki, Mi, Gi, Ti, k, M, G or T")
-    total = number * factor
-    if total != total.to_integral_value():
-        raise ValueError(f"{value!r} is not a whole number of bytes")
-    return int(total)
+    try:
+        text = value.strip() if isinstance(value, str) else value
+        return quantity_to_exact_int(text, what="bytes")
+    except QuantityError as error:
+        raise ValueError(f"{value!r} is not a size: {error}") from None
 
 
 def _millicores(value: object) -> int:
-    if isinstance(value, str) and value.strip().endswith("m"):
-        text = value.strip()[:-1]
-        if not text.isdigit():
-            raise ValueError(f"{value!r} is not a CPU amount: write 4, 0.5 or 500m")
-        return int(text)
-    cores = _exact(value, "cpu")
-    millicores = cores * 1000
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("cpu must be a number of cores (4, 0.5) or millicores (500m)")
+    try:
+        millicores = parse_quantity_exact(str(value).strip()) * 1000
+    except QuantityError as error:
+        raise ValueError(f"{value!r} is not a CPU amount: write 4, 0.5 or 500m ({error})") from None
     if millicores != millicores.to_integral_value():
         raise ValueError(f"cpu {value!r} is finer than a millicore")
     return int(millicores)
@@ -196,11 +187,21 @@ class _Service(_Model):
     endpoints: tuple[_Endpoint, ...] = ()
 
 
+def _value_list(value: object) -> object:
+    """`a;b` or a YAML list -> a tuple of items, as the SDK splits `;`-joined placement values."""
+    return split_list(value) if isinstance(value, str) else value
+
+
+ValueList = Annotated[tuple[str, ...] | None, BeforeValidator(_value_list)]
+
+
 class _Placement(_Model):
     region: str | None = None
-    region_exclude: str | None = None
-    desired_provider: str | None = None
-    provider_exclude: str | None = None
+    region_exclude: ValueList = None
+    desired_provider: ValueList = None
+    provider_exclude: ValueList = None
+    desired_fizz: ValueList = None
+    fizz_exclude: ValueList = None
     cpu_model: str | None = None
     bandwidth: str | None = None
 
@@ -263,14 +264,7 @@ def parse_order_yaml(text: str, source: str = "the order") -> TenantOrder:
         parsed = _OrderFile.model_validate(document)
         spec = OrderSpec(
             name=parsed.name,
-            placement=Placement(
-                region=parsed.placement.region,
-                region_exclude=parsed.placement.region_exclude,
-                desired_provider=parsed.placement.desired_provider,
-                provider_exclude=parsed.placement.provider_exclude,
-                cpu_model=parsed.placement.cpu_model,
-                bandwidth=parsed.placement.bandwidth,
-            ),
+            placement=Placement.model_validate(parsed.placement.model_dump()),
             services=tuple(
                 _service(index, service) for index, service in enumerate(parsed.services)
             ),

@@ -31,6 +31,7 @@ from gpu_provider.market.pricing import (
     seconds_to_blocks,
     usd_per_hour_to_base_units_per_block,
 )
+from gpu_provider.market.servable import unservable_reasons
 from gpu_provider.market.spec import (
     Endpoint,
     EndpointKind,
@@ -82,5 +83,6 @@ __all__ = [
     "parse_catalog",
     "quote_order",
     "seconds_to_blocks",
+    "unservable_reasons",
     "usd_per_hour_to_base_units_per_block",
 ]

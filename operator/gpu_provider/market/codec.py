@@ -5,24 +5,31 @@ position (`s` is Services at the top, Storage inside `r`, SequenceNumber in an e
 is CPU inside `r` and ReplicaCount in a service; `k` is Key in an attribute and Kind in an
 endpoint), so decoding walks the tree by structure and never by letter alone.
 
+Numbers are read as the SDK writes them: it computes byte counts in floating point, so a size
+such as `0.1Gi` arrives as `107374182.4`; CPU, memory and storage amounts with a fraction are
+rounded up to the next whole unit (never serve less than was paid for).
+
 Unknown object keys are ignored (a newer SDK may add fields); unknown attributes are kept in
 `extra_attributes`. Anything that would make the order ambiguous or unservable (missing or
 ill-typed required fields, negative or absurd numbers, duplicates) is an `OrderSpecError`
 naming the field (`s[0].r.g.u`) and the character offset.
 
-`encode` writes exactly what the SDK's `compressOrderSpec` writes for the same order, so the
-test vectors round-trip byte for byte.
+The encoder lives in `encoder`; `encode` is re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Final
 
 from pydantic import ValidationError
 
 from gpu_provider.market import syntax
+from gpu_provider.market.encoder import encode as encode
 from gpu_provider.market.errors import OrderSpecError
+from gpu_provider.market.placement import LIST_KEYS, split_list
 from gpu_provider.market.spec import (
     MAX_ATTRIBUTES,
     MAX_CPU_MILLICORES,
@@ -32,7 +39,6 @@ from gpu_provider.market.spec import (
     MAX_MEMORY_BYTES,
     MAX_REPLICAS,
     MAX_SERVICES,
-    MAX_SPEC_CHARS,
     MAX_STORAGE_BYTES,
     MAX_VOLUMES,
     PLACEMENT_KEYS,
@@ -52,7 +58,10 @@ from gpu_provider.market.spec import (
 )
 from gpu_provider.market.syntax import Array, Node, Object, Scalar
 
-_MAX_DIGITS = 20
+_MAX_DIGITS: Final = 20
+_MAX_NUMBER_CHARS: Final = 40
+# What a JavaScript number prints as: digits, an optional fraction, an optional exponent.
+_JS_NUMBER: Final = re.compile(r"^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,4})?$")
 
 
 def decode(text: str) -> OrderSpec:
@@ -65,20 +74,6 @@ def decode(text: str) -> OrderSpec:
         first = exc.errors()[0]
         path = ".".join(str(part) for part in first["loc"])
         raise OrderSpecError(first["msg"], path=path) from None
-
-
-def encode(spec: OrderSpec) -> str:
-    """Write an order spec in the SDK's compressed format (key order and all)."""
-    text = _obj(
-        ("n", spec.name),
-        ("pr", _placement(spec.placement)),
-        ("s", _arr(_service(service) for service in spec.services)),
-    )
-    if len(text) > MAX_SPEC_CHARS:
-        raise OrderSpecError(
-            f"the encoded spec is {len(text)} characters long; the limit is {MAX_SPEC_CHARS}"
-        )
-    return text
 
 
 # --- decoding: tree -> model --------------------------------------------------------------
@@ -145,6 +140,25 @@ def _int_field(obj: Object, key: str, path: str, what: str, *, low: int, high: i
     return _int(_required(obj, key, path, what), _join(path, key), low=low, high=high)
 
 
+def _amount(node: Node, path: str, *, high: int) -> int:
+    """A non-negative amount the SDK computed in floating point, rounded up to a whole unit."""
+    text = _scalar(node, path).text
+    if text.isascii() and text.isdigit():
+        return _int(node, path, low=0, high=high)
+    if text.startswith("-"):
+        raise _fail(f"must not be negative, got {text[:40]!r}", path, node)
+    if len(text) > _MAX_NUMBER_CHARS or not _JS_NUMBER.match(text):
+        raise _fail(f"must be a number, got {text[:40]!r}", path, node)
+    number = Decimal(text)
+    if number > high:
+        raise _fail(f"is too large: {text[:40]} (the limit is {high})", path, node)
+    return int(number.to_integral_value(rounding=ROUND_CEILING))
+
+
+def _amount_field(obj: Object, key: str, path: str, what: str, *, high: int) -> int:
+    return _amount(_required(obj, key, path, what), _join(path, key), high=high)
+
+
 def _bool(node: Node, path: str) -> bool:
     text = _scalar(node, path).text
     if text == "true":
@@ -206,10 +220,12 @@ def _order(root: Node) -> OrderSpec:
 
 
 def _placement_from(pr: Object, path: str) -> Placement:
-    known: dict[str, str] = {}
+    known: dict[str, str | tuple[str, ...]] = {}
     extras: list[tuple[str, str]] = []
     for attr in _attributes(pr, path):
-        if attr.key in PLACEMENT_KEYS:
+        if attr.key in LIST_KEYS:
+            known[attr.key] = split_list(attr.value)
+        elif attr.key in PLACEMENT_KEYS:
             known[attr.key] = attr.value
         else:
             extras.append((attr.key, attr.value))
@@ -261,10 +277,8 @@ def _service_from(obj: Object, path: str) -> Service:
         name=name,
         resource_id=_int_field(r, "i", r_path, "resource id", low=0, high=MAX_ID),
         replicas=_int_field(obj, "c", path, "replica count", low=1, high=MAX_REPLICAS),
-        cpu_millicores=_int_field(cpu, "u", cpu_path, "CPU units", low=1, high=MAX_CPU_MILLICORES),
-        memory_bytes=_int_field(
-            memory, "u", mem_path, "memory units", low=1, high=MAX_MEMORY_BYTES
-        ),
+        cpu_millicores=_amount_field(cpu, "u", cpu_path, "CPU units", high=MAX_CPU_MILLICORES),
+        memory_bytes=_amount_field(memory, "u", mem_path, "memory units", high=MAX_MEMORY_BYTES),
         storage=storage,
         gpu=gpu,
         endpoints=endpoints,
@@ -275,7 +289,7 @@ def _service_from(obj: Object, path: str) -> Service:
 
 def _volume_from(obj: Object, path: str) -> StorageVolume:
     name = _text(_required(obj, "n", path, "volume name"), _join(path, "n"))
-    size = _int_field(obj, "u", path, "storage units", low=1, high=MAX_STORAGE_BYTES)
+    size = _amount_field(obj, "u", path, "storage units", high=MAX_STORAGE_BYTES)
     storage_class: str | None = None
     persistent: bool | None = None
     extras: list[tuple[str, str]] = []
@@ -332,63 +346,3 @@ def _endpoint_from(obj: Object, path: str) -> Endpoint:
         kind=EndpointKind(kind),
         sequence_number=_int_field(obj, "s", path, "sequence number", low=0, high=MAX_ID),
     )
-
-
-# --- encoding: model -> text ----------------------------------------------------------------
-
-
-def _obj(*pairs: tuple[str, str]) -> str:
-    return "{" + ",".join(f"{key}:{value}" for key, value in pairs) + "}"
-
-
-def _arr(items: Iterable[str]) -> str:
-    return "[" + ",".join(items) + "]"
-
-
-def _attrs(pairs: tuple[tuple[str, str], ...]) -> str:
-    return _arr(_obj(("k", key), ("v", value)) for key, value in pairs)
-
-
-def _placement(placement: Placement) -> str:
-    attrs = _attrs(placement.known_attributes() + placement.extra_attributes)
-    if placement.provider_wallets:
-        return _obj(("pw", _arr(placement.provider_wallets)), ("a", attrs))
-    return _obj(("a", attrs))
-
-
-def _service(service: Service) -> str:
-    resources = _obj(
-        ("i", str(service.resource_id)),
-        ("c", _obj(("u", str(service.cpu_millicores)), ("a", _attrs(service.cpu_attributes)))),
-        ("m", _obj(("u", str(service.memory_bytes)), ("a", _attrs(service.memory_attributes)))),
-        ("s", _arr(_volume(volume) for volume in service.storage)),
-        ("g", _gpu(service.gpu)),
-        ("e", _arr(_endpoint(endpoint) for endpoint in service.endpoints)),
-    )
-    return _obj(("n", service.name), ("r", resources), ("c", str(service.replicas)))
-
-
-def _endpoint(endpoint: Endpoint) -> str:
-    return _obj(("k", str(endpoint.kind.value)), ("s", str(endpoint.sequence_number)))
-
-
-def _volume(volume: StorageVolume) -> str:
-    pairs: list[tuple[str, str]] = []
-    if volume.storage_class is not None:
-        pairs.append((STORAGE_CLASS_KEY, volume.storage_class))
-    if volume.persistent is not None:
-        pairs.append((STORAGE_PERSISTENT_KEY, "true" if volume.persistent else "false"))
-    pairs.extend(volume.extra_attributes)
-    return _obj(("n", volume.name), ("a", _attrs(tuple(pairs))), ("u", str(volume.size_bytes)))
-
-
-def _gpu(gpu: GpuRequest) -> str:
-    pairs = [(ref.key, "true") for ref in gpu.models]
-    if gpu.vram is not None:
-        pairs.append((REQ_VRAM_KEY, gpu.vram.text()))
-    pairs.extend(gpu.extra_attributes)
-    if gpu.units == 0 and not pairs:
-        # The SDK's default for a service without a GPU section is `{Units: 0, Attributes: []}`,
-        # while a GPU section becomes `{Attributes, Units}`: the key order differs.
-        return _obj(("u", str(gpu.units)), ("a", "[]"))
-    return _obj(("a", _attrs(tuple(pairs))), ("u", str(gpu.units)))

@@ -11,13 +11,22 @@ from __future__ import annotations
 from enum import IntEnum, StrEnum
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from gpu_provider.market.placement import MAX_ATTRIBUTES as MAX_ATTRIBUTES
+from gpu_provider.market.placement import PLACEMENT_KEYS as PLACEMENT_KEYS
+from gpu_provider.market.placement import Placement as Placement
+from gpu_provider.market.text import MAX_TEXT_CHARS as MAX_TEXT_CHARS
+from gpu_provider.market.text import STRUCTURAL_CHARS as STRUCTURAL_CHARS
+from gpu_provider.market.text import Attributes, Name, PathSegment
+from gpu_provider.market.text import FrozenModel as _Model
+from gpu_provider.market.text import check_text as check_text
+from gpu_provider.market.text import unique_keys as _unique_keys
 
 MAX_SPEC_CHARS: Final = 64 * 1024
 """Longest spec string we decode; SDK specs are a few hundred characters."""
 MAX_DEPTH: Final = 16
 """Deepest nesting of `{}`/`[]` we accept; the SDK's layout nests 7 levels."""
-MAX_TEXT_CHARS: Final = 256
 MAX_SERVICES: Final = 64
 MAX_REPLICAS: Final = 1_000
 MAX_GPU_UNITS: Final = 64
@@ -29,109 +38,11 @@ MAX_STORAGE_BYTES: Final = 2**50
 """1 PiB per volume."""
 MAX_VOLUMES: Final = 32
 MAX_ENDPOINTS: Final = 64
-MAX_ATTRIBUTES: Final = 64
 MAX_ID: Final = 2**32 - 1
 
-STRUCTURAL_CHARS: Final = frozenset("{}[],")
-"""Characters a bare value cannot contain: they would end or open a value when decoded."""
-
-PLACEMENT_KEYS: Final = (
-    "cpu_model",
-    "bandwidth",
-    "region",
-    "region_exclude",
-    "desired_provider",
-    "provider_exclude",
-    "desired_fizz",
-    "fizz_exclude",
-)
-"""Known placement attributes, in the order the encoder writes them."""
 REQ_VRAM_KEY: Final = "req_vram"
 STORAGE_CLASS_KEY: Final = "class"
 STORAGE_PERSISTENT_KEY: Final = "persistent"
-
-
-def check_text(value: str, *, allow_empty: bool = False) -> str:
-    """Reject strings that cannot be written bare in a spec and read back unchanged.
-
-    Only printable characters (so no tabs, newlines or invisible format characters), no
-    structural characters, no surrounding spaces (the decoder trims them) and a sane length.
-    """
-    if not value and not allow_empty:
-        raise ValueError("must not be empty")
-    if len(value) > MAX_TEXT_CHARS:
-        raise ValueError(f"is {len(value)} characters long; the limit is {MAX_TEXT_CHARS}")
-    if value != value.strip():
-        raise ValueError("must not start or end with whitespace")
-    for ch in value:
-        if ch in STRUCTURAL_CHARS:
-            raise ValueError(f"must not contain {ch!r}")
-        if not ch.isprintable():
-            raise ValueError(f"must not contain the non-printable character {ch!r}")
-    return value
-
-
-def _check_name(value: str) -> str:
-    return check_text(value)
-
-
-def _check_value(value: str) -> str:
-    return check_text(value, allow_empty=True)
-
-
-def _check_path_segment(value: str) -> str:
-    check_text(value)
-    if "/" in value:
-        raise ValueError("must not contain '/'")
-    return value
-
-
-Name = Annotated[str, AfterValidator(_check_name)]
-"""A non-empty string that survives the compressed format (names, keys)."""
-Value = Annotated[str, AfterValidator(_check_value)]
-"""A possibly empty string that survives the compressed format (attribute values)."""
-PathSegment = Annotated[str, AfterValidator(_check_path_segment)]
-Attributes = tuple[tuple[Name, Value], ...]
-"""Attributes we do not interpret, kept as (key, value) pairs in their original order."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def _unique_keys(pairs: Attributes, reserved: frozenset[str], where: str) -> None:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in reserved:
-            raise ValueError(f"{where} attribute {key!r} has its own field")
-        if key in seen:
-            raise ValueError(f"{where} attribute {key!r} appears twice")
-        seen.add(key)
-
-
-class Placement(_Model):
-    """Where the order may run (`pr`). Absent attributes are None, not empty strings."""
-
-    cpu_model: Value | None = None
-    bandwidth: Value | None = None
-    region: Value | None = None
-    region_exclude: Value | None = None
-    desired_provider: Value | None = None
-    provider_exclude: Value | None = None
-    desired_fizz: Value | None = None
-    fizz_exclude: Value | None = None
-    provider_wallets: tuple[Name, ...] = Field(default=(), max_length=MAX_ATTRIBUTES)
-    extra_attributes: Attributes = Field(default=(), max_length=MAX_ATTRIBUTES)
-
-    @model_validator(mode="after")
-    def _extras_are_unknown(self) -> Placement:
-        _unique_keys(self.extra_attributes, frozenset(PLACEMENT_KEYS), "placement")
-        return self
-
-    def known_attributes(self) -> tuple[tuple[str, str], ...]:
-        """The typed attributes that are set, as (key, value) in encoding order."""
-        pairs = ((key, getattr(self, key)) for key in PLACEMENT_KEYS)
-        return tuple((key, value) for key, value in pairs if value is not None)
 
 
 class VramComparison(StrEnum):
@@ -252,14 +163,24 @@ class GpuRequest(_Model):
         return not self.models or any(ref.matches(short_name, vendor) for ref in self.models)
 
 
+def _sorted_by_key(pairs: Attributes) -> Attributes:
+    return tuple(sorted(pairs, key=lambda pair: pair[0]))
+
+
 class StorageVolume(_Model):
-    """A volume (`r.s[]`): `storage_class` `ram` is a memory-backed shm, `beta3` persistent."""
+    """A volume (`r.s[]`): `storage_class` `ram` is a memory-backed shm, `beta3` persistent.
+
+    The SDK writes a volume's attributes sorted by key, so unknown ones are kept sorted too.
+    A size of 0 decodes (the SDK can write it); `servable` says why such an order is skipped.
+    """
 
     name: Name
-    size_bytes: int = Field(ge=1, le=MAX_STORAGE_BYTES)
+    size_bytes: int = Field(ge=0, le=MAX_STORAGE_BYTES)
     storage_class: Name | None = None
     persistent: bool | None = None
-    extra_attributes: Attributes = Field(default=(), max_length=MAX_ATTRIBUTES)
+    extra_attributes: Annotated[Attributes, AfterValidator(_sorted_by_key)] = Field(
+        default=(), max_length=MAX_ATTRIBUTES
+    )
 
     @model_validator(mode="after")
     def _extras_are_unknown(self) -> StorageVolume:
@@ -287,13 +208,17 @@ class Endpoint(_Model):
 
 
 class Service(_Model):
-    """One service of the order: `replicas` copies, each needing the resources below."""
+    """One service of the order: `replicas` copies, each needing the resources below.
+
+    Zero CPU or memory decodes (the SDK writes `c:{u:0}` for a service without a CPU figure);
+    `servable` gives the reason a bid engine skips such an order.
+    """
 
     name: Name
     resource_id: int = Field(ge=0, le=MAX_ID)
     replicas: int = Field(ge=1, le=MAX_REPLICAS)
-    cpu_millicores: int = Field(ge=1, le=MAX_CPU_MILLICORES)
-    memory_bytes: int = Field(ge=1, le=MAX_MEMORY_BYTES)
+    cpu_millicores: int = Field(ge=0, le=MAX_CPU_MILLICORES)
+    memory_bytes: int = Field(ge=0, le=MAX_MEMORY_BYTES)
     storage: tuple[StorageVolume, ...] = Field(default=(), max_length=MAX_VOLUMES)
     gpu: GpuRequest = GpuRequest(units=0)
     endpoints: tuple[Endpoint, ...] = Field(default=(), max_length=MAX_ENDPOINTS)
