@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
@@ -62,24 +64,36 @@ def test_bad_quantities(raw: str) -> None:
         QUANTITY.validate_python(raw)
 
 
-@pytest.mark.parametrize("raw", ["gpu.example.com", "gpu.example.com:8443", "10.0.0.5:443"])
-def test_host_uri(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["gpu.example.com", "Provider-1.example.com", "10.0.0.5", "x"])
+def test_host_uri_is_a_bare_host_name(raw: str) -> None:
     assert HOST.validate_python(raw) == raw
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        ("https://gpu.example.com", "no scheme or path"),
-        ("gpu.example.com/x", "no scheme or path"),
-        ("gpu.example.com:0", "between 1 and 65535"),
-        ("gpu.example.com:http", "between 1 and 65535"),
+        # Spheron's SDK builds https://<hostUri>:8443 itself; a scheme or port breaks the URL.
+        ("https://gpu.example.com", "without scheme"),
+        ("https://x", "without scheme"),
+        ("gpu.example.com:8443", "without scheme or port"),
+        ("x:8443", "without scheme or port"),
+        ("10.0.0.5:443", "without scheme or port"),
+        ("gpu.example.com/x", "without scheme or port"),
         ("-bad-.com", "DNS name"),
+        ("", "DNS name"),
+        ("a" * 64 + ".example.com", "DNS name"),
     ],
 )
 def test_bad_host_uri(raw: str, reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         HOST.validate_python(raw)
+
+
+def test_host_uri_schema_pattern_refuses_scheme_and_port() -> None:
+    pattern = HOST.json_schema()["pattern"]
+    assert re.match(pattern, "gpu.example.com")
+    for raw in ("https://x", "x:8443", "gpu.example.com/x"):
+        assert not re.match(pattern, raw)
 
 
 def test_label_selector_semantics() -> None:

@@ -66,7 +66,7 @@ def _example_provider(state: DevnetState) -> dict[str, Any]:
     spec = provider["spec"]
     spec["acceptedTokens"][0]["address"] = state.payment_token
     spec["rewardWallet"] = state.account_address(Role.REWARD_WALLET)
-    spec["hostUri"] = "127.0.0.1:8443"
+    spec["hostUri"] = "127.0.0.1"
     spec.pop("certificateSecretRef", None)
     spec["wallet"] = {"secretName": "provider-wallet", "privateKeyKey": "private-key"}
     return provider

@@ -34,7 +34,7 @@ _LABEL_KEY: Final = re.compile(LABEL_KEY_PATTERN)
 LABEL_VALUE_PATTERN: Final = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 _LABEL_VALUE: Final = re.compile(LABEL_VALUE_PATTERN)
 EVM_ADDRESS_PATTERN: Final = _HEX_ADDRESS.pattern
-HOST_URI_PATTERN: Final = r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
+HOST_URI_PATTERN: Final = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
 
 
 def _evm_address(value: object) -> str:
@@ -75,13 +75,14 @@ DecimalString = Annotated[
 
 
 def _host_uri(value: str) -> str:
-    if "/" in value or value.count(":") > 1:
-        raise ValueError("must be host[:port] with no scheme or path, e.g. gpu.example.com:8443")
-    host, sep, port = value.rpartition(":") if ":" in value else (value, "", "")
-    if sep and (not port.isdigit() or not 1 <= int(port) <= 65535):
-        raise ValueError("port must be a number between 1 and 65535")
-    if len(host) > 253 or not (_HOSTNAME.match(host) or _IPV4.match(host)):
-        raise ValueError("must be host[:port] with a DNS name or IPv4 address, no scheme or path")
+    if "/" in value or ":" in value:
+        raise ValueError(
+            "must be a bare host name, without scheme or port, e.g. gpu.example.com: "
+            "Spheron's SDK builds https://<hostUri>:8443 itself"
+        )
+    labels_fit = all(len(label) <= 63 for label in value.split("."))
+    if len(value) > 253 or not labels_fit or not (_HOSTNAME.match(value) or _IPV4.match(value)):
+        raise ValueError("must be a bare host name (a DNS name or IPv4 address)")
     return value
 
 
@@ -89,9 +90,9 @@ HostUri = Annotated[
     str,
     StringConstraints(strip_whitespace=True),
     AfterValidator(_host_uri),
-    WithJsonSchema({"type": "string", "pattern": HOST_URI_PATTERN, "maxLength": 259}),
+    WithJsonSchema({"type": "string", "pattern": HOST_URI_PATTERN, "maxLength": 253}),
 ]
-"""The provider's public endpoint as `host[:port]`, e.g. `gpu.example.com:8443`."""
+"""The provider's public host name, bare (`gpu.example.com`): the SDK adds scheme and port."""
 
 
 def _dns_subdomain(value: str) -> str:
