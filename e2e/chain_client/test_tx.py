@@ -245,7 +245,7 @@ async def test_fills_a_nonce_left_unused_below_its_transaction(
     devchain: Devchain, provider: FailoverProvider
 ) -> None:
     txs = manager(provider, InMemoryIntentStore())
-    txs._nonce = 1  # as if nonce 0 had been taken and then abandoned
+    txs.nonces.skip_to(1)  # as if nonce 0 had been taken and then abandoned
 
     result = await txs.send("after-gap", pay())
 
@@ -262,7 +262,7 @@ async def test_revert_at_estimation_sends_nothing_and_says_why(
     with pytest.raises(TransactionReverted) as caught:
         await manager(provider, store).send("overdraw", TxRequest.call(token, "transfer", BOB, 1))
 
-    assert caught.value.reason == "ERC20: transfer amount exceeds balance"
+    assert caught.value.error_name == "ERC20InsufficientBalance"  # the devnet's custom error
     assert caught.value.tx_hash is None
     assert await store.get("overdraw") is None
     assert await devchain.nonce(dev_address(SIGNER)) == 0
@@ -281,7 +281,7 @@ async def test_mined_revert_is_decoded_and_never_resent(
     with pytest.raises(TransactionReverted) as again:
         await txs.send("overdraw", request)
 
-    assert caught.value.reason == "ERC20: transfer amount exceeds balance"
+    assert caught.value.error_name == "ERC20InsufficientBalance"  # the devnet's custom error
     assert caught.value.tx_hash is not None
     receipt = await devchain.receipt(caught.value.tx_hash)
     assert int(receipt["status"], 16) == 0

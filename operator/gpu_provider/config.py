@@ -81,6 +81,13 @@ class TransactionSettings(BaseModel):
         default=60, gt=0, le=3600, description="re-price a transaction not mined by then"
     )
     receipt_timeout_seconds: float = Field(default=900, gt=0, le=86_400)
+    max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=32,
+        description="signed versions of one transaction (replacements included) before the "
+        "newest is only re-broadcast",
+    )
 
     @model_validator(mode="after")
     def _tip_bounds(self) -> TransactionSettings:

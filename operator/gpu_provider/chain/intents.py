@@ -3,7 +3,13 @@
 An intent is written before its transaction is broadcast and updated at each step, so a
 process that restarts finds it and looks the transaction up (by hash, by nonce) instead of
 sending it twice. It holds everything needed to sign the same transaction again (signatures
-are deterministic), never the key. `to_dict`/`from_dict` give a JSON shape for CR status.
+are deterministic), never the key. `to_dict`/`from_dict` give the JSON file's shape;
+`gpu_provider.chain.statusstore` converts intents to and from `ProviderNode.status.pendingTxs`.
+
+Stores stay bounded: an intent is written Mined or Reverted only once its receipt has
+`confirmations` blocks on top, so every finished intent in a store is already buried; a
+store keeps the newest `keep_finished` of them (the window in which a repeated `send` under
+the same key is answered from the journal) and prunes older ones, oldest first.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+KEEP_FINISHED: Final = 256
+"""Finished intents a journal keeps by default (the idempotency window), newest first."""
 
 
 class IntentStatus(StrEnum):
@@ -37,6 +46,9 @@ class IntentStatus(StrEnum):
         return self in (IntentStatus.SIGNED, IntentStatus.PENDING)
 
 
+_OPEN: Final = frozenset({IntentStatus.SIGNED.value, IntentStatus.PENDING.value})
+
+
 @dataclass(frozen=True)
 class TxAttempt:
     """One signed version of the intent's transaction (replacements bump the fees)."""
@@ -45,6 +57,9 @@ class TxAttempt:
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
     nonce: int
+    rejected: bool = False
+    """The node refused it. Kept (a node behind a load balancer may have taken it after all,
+    so its hash is still looked up), but never re-broadcast or replaced."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +67,7 @@ class TxAttempt:
             "maxFeePerGas": str(self.max_fee_per_gas),
             "maxPriorityFeePerGas": str(self.max_priority_fee_per_gas),
             "nonce": self.nonce,
+            "rejected": self.rejected,
         }
 
     @classmethod
@@ -61,6 +77,7 @@ class TxAttempt:
             max_fee_per_gas=int(data["maxFeePerGas"]),
             max_priority_fee_per_gas=int(data["maxPriorityFeePerGas"]),
             nonce=int(data["nonce"]),
+            rejected=bool(data.get("rejected", False)),
         )
 
 
@@ -81,11 +98,28 @@ class TxIntent:
     tx_hash: str | None = None
     block_number: int | None = None
     error: str | None = None
+    """Why it failed or reverted; while open, the last refusal met in the background (a fee
+    above the cap, the attempt limit), so a caller that times out can say why."""
+    purpose: str = ""
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
     def evolve(self, **changes: Any) -> TxIntent:
         return replace(self, updated_at=time.time(), **changes)
+
+    def newest_attempt(self) -> TxAttempt | None:
+        """The newest attempt a node accepted (or may have): what is re-broadcast or replaced."""
+        for attempt in reversed(self.attempts):
+            if not attempt.rejected:
+                return attempt
+        return None
+
+    def with_rejected(self, tx_hash: str) -> TxIntent:
+        """This intent with the attempt `tx_hash` marked as refused by the node."""
+        attempts = tuple(
+            replace(a, rejected=True) if a.tx_hash == tx_hash else a for a in self.attempts
+        )
+        return self.evolve(attempts=attempts)
 
     def to_dict(self) -> dict[str, Any]:
         # Wei amounts as strings: they overflow JSON numbers in some readers (and in CRDs).
@@ -103,6 +137,7 @@ class TxIntent:
             "txHash": self.tx_hash,
             "blockNumber": self.block_number,
             "error": self.error,
+            "purpose": self.purpose,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
@@ -124,9 +159,20 @@ class TxIntent:
             tx_hash=data.get("txHash"),
             block_number=data.get("blockNumber"),
             error=data.get("error"),
+            purpose=str(data.get("purpose") or ""),
             created_at=float(data.get("createdAt", 0.0)),
             updated_at=float(data.get("updatedAt", 0.0)),
         )
+
+
+def prune_finished(intents: dict[str, dict[str, Any]], keep_finished: int) -> None:
+    """Drop the oldest finished intents (in their `to_dict` shape) beyond `keep_finished`."""
+    finished = [k for k, v in intents.items() if v["status"] not in _OPEN]
+    if len(finished) <= keep_finished:
+        return
+    finished.sort(key=lambda k: float(intents[k].get("updatedAt") or 0.0))
+    for key in finished[: len(finished) - keep_finished]:
+        del intents[key]
 
 
 class IntentStore(Protocol):
@@ -145,10 +191,11 @@ class IntentStore(Protocol):
 
 
 class InMemoryIntentStore:
-    """For tests and for callers that keep intents elsewhere (e.g. in CR status)."""
+    """For tests and tools; a restart forgets it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_finished: int = KEEP_FINISHED) -> None:
         self._intents: dict[str, dict[str, Any]] = {}
+        self.keep_finished = keep_finished
 
     async def get(self, key: str) -> TxIntent | None:
         stored = self._intents.get(key)
@@ -156,6 +203,8 @@ class InMemoryIntentStore:
 
     async def put(self, intent: TxIntent) -> None:
         self._intents[intent.key] = intent.to_dict()
+        if not intent.status.open:
+            prune_finished(self._intents, self.keep_finished)
 
     async def delete(self, key: str) -> None:
         self._intents.pop(key, None)
@@ -169,10 +218,13 @@ class InMemoryIntentStore:
 
 
 class JsonFileIntentStore:
-    """Intents in one JSON file, replaced atomically (write, fsync, rename) on every put."""
+    """Intents in one JSON file, replaced atomically on every put: written to a temporary
+    file, fsynced, renamed over the journal, and the directory fsynced, so the new journal
+    (not just its bytes) survives a power loss once `put` returns."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, keep_finished: int = KEEP_FINISHED) -> None:
         self.path = Path(path)
+        self.keep_finished = keep_finished
         self._lock = asyncio.Lock()
         self._intents: dict[str, dict[str, Any]] | None = None
 
@@ -206,6 +258,12 @@ class JsonFileIntentStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        # The rename is only durable once the directory entry is on disk too.
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     async def get(self, key: str) -> TxIntent | None:
         async with self._lock:
@@ -216,6 +274,8 @@ class JsonFileIntentStore:
         async with self._lock:
             intents = dict(await self._load())
             intents[intent.key] = intent.to_dict()
+            if not intent.status.open:
+                prune_finished(intents, self.keep_finished)
             await asyncio.to_thread(self._write, intents)
             self._intents = intents
 

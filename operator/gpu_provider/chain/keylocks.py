@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 
 class KeyedLocks:
+    """`hold(key)` serialises the users of one key; `busy(key)` tells whether anyone does."""
+
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
@@ -27,3 +29,7 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+    def busy(self, key: str) -> bool:
+        """Someone holds or waits for `key`."""
+        return key in self._locks

@@ -28,7 +28,7 @@ def result_of(intent: TxIntent, receipt: Mapping[str, Any] | None) -> TxResult:
         gas_used=number("gasUsed"),
         effective_gas_price=number("effectiveGasPrice"),
         nonce=intent.nonce,
-        attempts=len(intent.attempts),
+        attempts=sum(1 for a in intent.attempts if not a.rejected),
     )
 
 

@@ -30,6 +30,14 @@ PROVIDER_NODE_PLURAL: Final = "providernodes"
 _SHORT_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,31}$"
 _TOKEN_SYMBOL_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9.]{0,15}$"  # noqa: S105 - not a secret
 _REGION_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+MAX_PENDING_TXS: Final = 64
+"""Intents `status.pendingTxs` holds; the oldest finished ones are pruned first."""
+MAX_TX_ATTEMPTS: Final = 32
+"""Signed versions of one transaction `status.pendingTxs[].attempts` can hold."""
+MAX_CALLDATA_HEX: Final = 16_384
+"""Calldata kept per intent, as 0x-hex characters (8 KiB): 64 intents stay under 1 MiB."""
+_HASH_PATTERN: Final = r"^0x[0-9a-f]{64}$"
+_WEI_PATTERN: Final = r"^(0|[1-9][0-9]{0,77})$"
 
 
 class ProviderConditionType(StrEnum):
