@@ -34,6 +34,12 @@ _MEMORY_HIGH_PERCENT: Final = 105
 PciId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]
 
 
+def _fits(vram_gib: int, memory_mib: int) -> bool:
+    """Whether a reported memory size is plausibly a card with `vram_gib` of VRAM."""
+    low, high = _MEMORY_LOW_PERCENT * vram_gib * 1024, _MEMORY_HIGH_PERCENT * vram_gib * 1024
+    return low <= 100 * memory_mib <= high
+
+
 class GpuTier(StrEnum):
     """The marketplace's performance tiers (they set reward multipliers, not our prices)."""
 
@@ -60,11 +66,20 @@ class _Model(BaseModel):
 
 
 class PciDevice(_Model):
-    """One PCI device id of a model; variants of a model differ in interface and VRAM."""
+    """One PCI device id of a model; variants of a model differ in interface and VRAM.
+
+    `shared_id` marks an id that pci.ids gives to cards of several models (`1e78` is the
+    Quadro RTX 6000 and 8000): only a reported memory size that fits `vram_gib` names this
+    model then. An id may also be listed once per VRAM size of one model (`2d04`).
+    """
 
     id: PciId
     interface: str
     vram_gib: int = Field(gt=0)
+    shared_id: bool = False
+
+    def matches_memory(self, memory_mib: int) -> bool:
+        return _fits(self.vram_gib, memory_mib)
 
 
 class GpuModel(_Model):
@@ -98,12 +113,7 @@ class GpuModel(_Model):
 
     def matches_memory(self, memory_mib: int) -> bool:
         """Whether a reported memory size is plausibly one of this model's VRAM sizes."""
-        return any(
-            _MEMORY_LOW_PERCENT * gib * 1024
-            <= 100 * memory_mib
-            <= _MEMORY_HIGH_PERCENT * gib * 1024
-            for gib in self.vram_sizes_gib
-        )
+        return any(_fits(gib, memory_mib) for gib in self.vram_sizes_gib)
 
 
 class _CatalogFile(_Model):
@@ -133,7 +143,7 @@ class GpuCatalog:
         self._by_short: dict[str, GpuModel] = {}
         self._by_id: dict[int, GpuModel] = {}
         self._by_product: dict[str, list[GpuModel]] = {}
-        self._by_pci: dict[str, GpuModel] = {}
+        self._by_pci: dict[str, list[tuple[GpuModel, PciDevice]]] = {}
         for model in self._models:
             self._add(model)
 
@@ -152,9 +162,10 @@ class GpuCatalog:
         if model.pci_devices and model.vendor != "nvidia":
             raise ValueError(f"{model.short_name}: only NVIDIA PCI ids are supported")
         for device in model.pci_devices:
-            if device.id in self._by_pci:
-                raise ValueError(f"PCI id {device.id} is listed twice")
-            self._by_pci[device.id] = model
+            entries = self._by_pci.setdefault(device.id, [])
+            if any(listed.vram_gib == device.vram_gib for _, listed in entries):
+                raise ValueError(f"PCI id {device.id} is listed twice with {device.vram_gib} GiB")
+            entries.append((model, device))
 
     def __iter__(self) -> Iterator[GpuModel]:
         return iter(self._models)
@@ -190,23 +201,37 @@ class GpuCatalog:
         return candidates[0] if len(candidates) == 1 else None
 
     def by_pci_id(
-        self, device_id: str | int, vendor_id: str = NVIDIA_PCI_VENDOR
+        self,
+        device_id: str | int,
+        vendor_id: str = NVIDIA_PCI_VENDOR,
+        memory_mib: int | None = None,
     ) -> GpuModel | None:
-        """Map a PCI device id (`"2330"`, `"0x2330"` or `0x2330`) under a vendor id."""
-        device = self.pci_device(device_id, vendor_id)
+        """Map a PCI device id (`"2330"`, `"0x2330"` or `0x2330`) under a vendor id.
+
+        `memory_mib` (NVML's total memory) picks between cards sharing an id and must fit;
+        without it an id that several models share maps to None.
+        """
+        device = self.pci_device(device_id, vendor_id, memory_mib)
         return None if device is None else device[0]
 
     def pci_device(
-        self, device_id: str | int, vendor_id: str = NVIDIA_PCI_VENDOR
+        self,
+        device_id: str | int,
+        vendor_id: str = NVIDIA_PCI_VENDOR,
+        memory_mib: int | None = None,
     ) -> tuple[GpuModel, PciDevice] | None:
         """The model and the exact variant (interface, VRAM) a PCI device id names."""
         if _normalise_pci(vendor_id) != NVIDIA_PCI_VENDOR:
             return None
         key = _normalise_pci(device_id)
-        model = None if key is None else self._by_pci.get(key)
-        if model is None:
+        entries = [] if key is None else self._by_pci.get(key, [])
+        if memory_mib is None:
+            entries = [entry for entry in entries if not entry[1].shared_id]
+        else:
+            entries = [entry for entry in entries if entry[1].matches_memory(memory_mib)]
+        if len({model.short_name for model, _ in entries}) != 1:
             return None
-        return model, next(device for device in model.pci_devices if device.id == key)
+        return entries[0]
 
 
 def parse_catalog(text: str) -> GpuCatalog:
