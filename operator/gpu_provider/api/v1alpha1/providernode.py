@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Final
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from gpu_provider.api.v1alpha1.common import (
     Condition,
@@ -297,9 +298,18 @@ class Inventory(WireModel):
 
 
 class ChainProgress(WireModel):
+    """The event stream's checkpoint: every event up to (block, log index) was handled.
+
+    `lastProcessedLogIndex` unset means the whole block is done; the block hash lets a
+    restart notice that the block was reorganised away while the operator was down.
+    """
+
     head: int | None = Field(default=None, ge=0)
-    last_processed_block: int | None = Field(default=None, ge=0)
-    last_processed_block_hash: str | None = None
+    last_processed_block: int | None = Field(
+        default=None, ge=-1, description="-1: nothing processed yet (start at block 0)"
+    )
+    last_processed_block_hash: str | None = Field(default=None, pattern=_HASH_PATTERN)
+    last_processed_log_index: int | None = Field(default=None, ge=0)
 
 
 class Earnings(WireModel):
@@ -311,13 +321,58 @@ class Earnings(WireModel):
     balance: str = "0"
 
 
-class PendingTx(WireModel):
-    """A transaction intent recorded before broadcast, so a restart never sends it twice."""
+class TxStatus(StrEnum):
+    """Where a recorded transaction stands (the chain client's `IntentStatus`)."""
 
-    key: str
-    purpose: str
-    nonce: int | None = None
-    hashes: list[str] = Field(default_factory=list)
+    SIGNED = "Signed"
+    PENDING = "Pending"
+    MINED = "Mined"
+    REVERTED = "Reverted"
+    FAILED = "Failed"
+
+
+WeiString = Annotated[str, StringConstraints(pattern=_WEI_PATTERN)]
+"""An amount of wei as a decimal string: uint256 does not fit a JSON/CRD integer."""
+
+
+class TxAttemptRecord(WireModel):
+    """One signed version of the transaction (a replacement has the same nonce, higher fees)."""
+
+    tx_hash: str = Field(pattern=_HASH_PATTERN)
+    nonce: int = Field(ge=0)
+    max_fee_per_gas: WeiString
+    max_priority_fee_per_gas: WeiString
+    rejected: bool = Field(
+        default=False, description="the node refused it; still looked up, never re-sent"
+    )
+
+
+class PendingTx(WireModel):
+    """A transaction intent, recorded before it is broadcast so a restart never sends it
+    twice. It holds all a restart needs to look the transaction up, broadcast it again or
+    re-sign it with higher fees (the calldata, gas, value, chain id), never the key."""
+
+    key: str = Field(min_length=1, max_length=253, description="the idempotency key")
+    purpose: str = Field(default="", max_length=64, description="e.g. the contract function")
+    sender: EvmAddress
+    chain_id: int = Field(ge=1)
+    to: EvmAddress | None = Field(default=None, description="unset: a contract creation")
+    data: str = Field(
+        pattern=r"^0x([0-9a-f]{2})*$",
+        max_length=MAX_CALLDATA_HEX,
+        description="the calldata, kept to re-sign a replacement after a restart",
+    )
+    data_hash: str = Field(pattern=_HASH_PATTERN, description="keccak256 of the calldata")
+    value: WeiString = "0"
+    gas: int = Field(ge=0)
+    nonce: int = Field(ge=0)
+    status: TxStatus
+    attempts: list[TxAttemptRecord] = Field(default_factory=list, max_length=MAX_TX_ATTEMPTS)
+    tx_hash: str | None = Field(default=None, pattern=_HASH_PATTERN, description="the mined one")
+    block_number: int | None = Field(default=None, ge=0)
+    error: str | None = Field(default=None, max_length=1024)
+    created_at: datetime
+    updated_at: datetime
 
 
 class ProviderNodeStatus(WireModel):
@@ -327,16 +382,21 @@ class ProviderNodeStatus(WireModel):
     inventory: Inventory | None = None
     chain: ChainProgress | None = None
     earnings: list[Earnings] = Field(default_factory=list)
-    pending_txs: list[PendingTx] = Field(default_factory=list)
+    pending_txs: list[PendingTx] = Field(
+        default_factory=list, max_length=MAX_PENDING_TXS, json_schema_extra=list_map("key")
+    )
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=list_map("type"))
     observed_generation: int | None = None
 
 
 __all__ = [
+    "MAX_PENDING_TXS",
+    "MAX_TX_ATTEMPTS",
     "PROVIDER_NODE_KIND",
     "PROVIDER_NODE_PLURAL",
     "AcceptedToken",
     "Bidding",
+    "ChainProgress",
     "GpuPrice",
     "ImagePolicy",
     "Inventory",
@@ -344,10 +404,13 @@ __all__ = [
     "Maintenance",
     "OnChain",
     "OnChainStatus",
+    "PendingTx",
     "PortRange",
     "Pricing",
     "ProviderConditionType",
     "ProviderNodeSpec",
     "ProviderNodeStatus",
+    "TxAttemptRecord",
+    "TxStatus",
     "WalletSource",
 ]
