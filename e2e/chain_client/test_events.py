@@ -3,7 +3,6 @@ persisted checkpoint, across an RPC endpoint dying mid-stream, and across reorgs
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from e2e.chain_client.conftest import (
 )
 from gpu_provider.chain.artifacts import load_artifact
 from gpu_provider.chain.errors import ReorgBeyondConfirmations
+from gpu_provider.chain.eventroutes import Routes
 from gpu_provider.chain.events import (
     Checkpoint,
     Delivery,
@@ -159,14 +159,19 @@ async def test_survives_an_rpc_endpoint_dying_mid_stream(
         assert handled == list(range(1, 21))
         assert provider.active_endpoint == node.url
 
-        # The preferred endpoint comes back and is used again after `retry_preferred_after`.
+        # The preferred endpoint comes back and is used again once its next probe is due
+        # (`retry_preferred_after`, doubled for each probe that failed while it was down).
         await proxy.start()
         served = proxy.requests
-        await asyncio.sleep(0.6)
+
+        async def back_on_the_proxy() -> bool:
+            await events.poll()
+            return provider.active_endpoint == f"http://127.0.0.1:{proxy.port}"
+
+        await eventually(back_on_the_proxy)
         await devchain.transfer(ALICE, 21)
         assert amounts(await take(events, 1)) == [21]
         assert proxy.requests > served
-        assert provider.active_endpoint == f"http://127.0.0.1:{proxy.port}"
     finally:
         await provider.disconnect()
 
@@ -250,6 +255,8 @@ async def test_reorg_below_delivered_events_stops_the_stream(
         await take(events, 1)
     assert "restart the stream from block" in str(caught.value)
     assert caught.value.resume_from < await devchain.head()
+    assert caught.value.block_number is not None
+    assert caught.value.ours != caught.value.theirs
 
 
 async def test_checkpoint_from_another_chain_is_refused(
@@ -261,6 +268,27 @@ async def test_checkpoint_from_another_chain_is_refused(
 
     with pytest.raises(ReorgBeyondConfirmations):
         await take(stream(provider, devchain, foreign), 1)
+
+
+async def test_header_blooms_show_the_streamed_events(
+    devchain: Devchain, provider: FailoverProvider
+) -> None:
+    """The completeness check reads anvil's `logsBloom` the way the stream's filter needs."""
+    await devchain.transfer(ALICE, 1)
+    await devchain.mine(1)
+    rpc = Rpc(provider)
+    routes = Routes([transfers_of(devchain)])
+    with_transfer = await rpc.header(await devchain.head() - 1)
+    without = await rpc.header(await devchain.head())
+    assert with_transfer is not None
+    assert with_transfer.logs_bloom is not None
+    assert without is not None
+    assert without.logs_bloom is not None
+
+    assert {address for address, _ in routes.in_bloom(with_transfer.logs_bloom)} == {
+        devchain.token.lower()
+    }
+    assert routes.in_bloom(without.logs_bloom) == set()
 
 
 def test_checkpoint_round_trips_and_rejects_damage() -> None:

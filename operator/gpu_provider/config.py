@@ -119,6 +119,9 @@ class ChainSettings(BaseModel):
     retry_preferred_after_seconds: float = Field(
         default=30, gt=0, le=3600, description="how soon a failed-over RPC tries its first URL"
     )
+    rpc_probe_timeout_seconds: float = Field(
+        default=3, gt=0, le=60, description="timeout of eth_chainId probes of a failed endpoint"
+    )
     transactions: TransactionSettings = Field(default_factory=TransactionSettings)
 
     @field_validator("rpc_urls")
@@ -127,8 +130,15 @@ class ChainSettings(BaseModel):
         checked: list[str] = []
         for url in urls:
             scheme, sep, rest = url.partition("://")
-            if not sep or scheme not in ("http", "https", "ws", "wss") or not rest:
-                raise ValueError(f"{url!r} is not an http(s):// or ws(s):// URL")
+            # Only scheme and host are shown: the path of a hosted RPC URL is its API key.
+            shown = f"{scheme}://{rest.split('/', 1)[0].rpartition('@')[2]}"
+            if sep and scheme in ("ws", "wss"):
+                raise ValueError(
+                    f"{shown} is a websocket URL: the chain client polls over http(s), so list "
+                    "the provider's https:// endpoint instead"
+                )
+            if not sep or scheme not in ("http", "https") or not rest:
+                raise ValueError(f"{shown if sep else 'an RPC URL'} is not an http(s):// URL")
             checked.append(url)
         return checked
 

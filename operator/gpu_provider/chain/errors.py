@@ -34,6 +34,17 @@ class RpcUnavailable(ChainError, ProviderConnectionError):
     """
 
 
+class RpcRateLimited(RpcUnavailable):
+    """The endpoints are rate limiting: nothing was processed, send the same request again.
+
+    `retry_after` is the wait in seconds the answer asked for (None: it did not say).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ChainIdMismatch(ChainError):
     """An endpoint serves a different chain than the settings name."""
 
@@ -42,13 +53,29 @@ class ReorgBeyondConfirmations(ChainError):
     """Blocks whose events were already delivered as confirmed are no longer canonical.
 
     The chain reorganised deeper than `confirmations`. Delivered events cannot be taken back:
-    the caller must re-read the affected state from the chain and restart the stream from
-    `resume_from` (the last block both chains share).
+    the caller must re-read the affected state from the chain and restart the stream after
+    `resume_from` (`Checkpoint(resume_from)`: the newest block both chains share).
     """
 
-    def __init__(self, message: str, resume_from: int) -> None:
+    def __init__(
+        self,
+        message: str,
+        resume_from: int,
+        *,
+        block_number: int | None = None,
+        ours: str | None = None,
+        theirs: str | None = None,
+        verified: bool = True,
+    ) -> None:
         super().__init__(message)
         self.resume_from = resume_from
+        self.block_number = block_number
+        """The replaced block, with the hash the stream had (`ours`) and the chain's now."""
+        self.ours = ours
+        self.theirs = theirs
+        self.verified = verified
+        """False when no remembered block below the fork is still canonical, so
+        `resume_from` is a margin below the forked block rather than a shared block."""
 
 
 class WalletError(ChainError):

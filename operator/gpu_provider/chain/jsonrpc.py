@@ -18,7 +18,8 @@ from web3.exceptions import ProviderConnectionError
 from web3.providers.async_base import AsyncBaseProvider
 from web3.types import RPCEndpoint
 
-from gpu_provider.chain.errors import RpcError, RpcUnavailable
+from gpu_provider.chain.errors import RpcError, RpcRateLimited, RpcUnavailable
+from gpu_provider.chain.rpcerrors import RpcErrorKind, classify, retry_after_hint
 
 RawLog = Mapping[str, Any]
 """One entry of an `eth_getLogs` answer, as the node sent it."""
@@ -33,16 +34,20 @@ class Header:
     parent_hash: str
     timestamp: int
     base_fee_per_gas: int | None
+    logs_bloom: str | None = None
+    """The block's 2048-bit log bloom (hex), for checking an `eth_getLogs` answer."""
 
     @classmethod
     def from_rpc(cls, block: Mapping[str, Any]) -> Header:
         base_fee = block.get("baseFeePerGas")
+        bloom = block.get("logsBloom")
         return cls(
             number=int(block["number"], 16),
             hash=str(block["hash"]).lower(),
             parent_hash=str(block["parentHash"]).lower(),
             timestamp=int(block["timestamp"], 16),
             base_fee_per_gas=int(base_fee, 16) if base_fee is not None else None,
+            logs_bloom=bloom if isinstance(bloom, str) else None,
         )
 
 
@@ -93,6 +98,8 @@ class Rpc:
             raise RpcUnavailable(f"batch: {type(exc).__name__}: {exc}") from exc
         if not isinstance(replies, list) or len(replies) != len(calls):
             error = replies.get("error") if isinstance(replies, Mapping) else None
+            if isinstance(error, Mapping):
+                _raise_if_rate_limited("batch", error)
             raise RpcError("batch", 0, f"node refused the batch: {error or replies!r}"[:300])
         return [_result(method, reply) for (method, _), reply in zip(calls, replies, strict=True)]
 
@@ -145,7 +152,18 @@ def _result(method: str, reply: Mapping[str, Any]) -> Any:
     if error is None:
         return reply.get("result")
     if isinstance(error, Mapping):
+        _raise_if_rate_limited(method, error)
         raise RpcError(
             method, int(error.get("code", 0)), str(error.get("message", "")), error.get("data")
         )
     raise RpcError(method, 0, str(error))
+
+
+def _raise_if_rate_limited(method: str, error: Mapping[str, Any]) -> None:
+    """A rate-limit answer means nothing was done: `RpcRateLimited`, retried like an outage."""
+    code, message = error.get("code", 0), str(error.get("message", ""))
+    if isinstance(code, int) and classify(code, message) is RpcErrorKind.RATE_LIMITED:
+        raise RpcRateLimited(
+            f"{method}: rate limited: {message[:200]} (code {code})",
+            retry_after=retry_after_hint(message, error.get("data")),
+        )
