@@ -16,6 +16,10 @@ contract AccessControlManager is IAccessControlManager {
 
     mapping(bytes32 => mapping(address => bool)) private _members;
 
+    error AccessControlBadConfirmation();
+    error AccessControlUnauthorizedAccount(address account, bytes32 neededRole);
+    error InvalidAddress();
+
     event RoleGranted(bytes32 indexed role, address indexed account, address indexed sender);
     event RoleRevoked(bytes32 indexed role, address indexed account, address indexed sender);
 
@@ -24,7 +28,9 @@ contract AccessControlManager is IAccessControlManager {
     }
 
     modifier onlyAdmin() {
-        require(_members[Roles.DEFAULT_ADMIN][msg.sender], "Caller is not an admin");
+        if (!_members[Roles.DEFAULT_ADMIN][msg.sender]) {
+            revert AccessControlUnauthorizedAccount(msg.sender, Roles.DEFAULT_ADMIN);
+        }
         _;
     }
 
@@ -38,7 +44,7 @@ contract AccessControlManager is IAccessControlManager {
     }
 
     function grantRole(bytes32 role, address account) external onlyAdmin {
-        require(account != address(0), "Account is the zero address");
+        if (account == address(0)) revert InvalidAddress();
         _grant(role, account);
     }
 
@@ -47,7 +53,7 @@ contract AccessControlManager is IAccessControlManager {
     }
 
     function renounceRole(bytes32 role, address callerConfirmation) external {
-        require(callerConfirmation == msg.sender, "Can only renounce roles for self");
+        if (callerConfirmation != msg.sender) revert AccessControlBadConfirmation();
         _revoke(role, msg.sender);
     }
 

@@ -7,22 +7,33 @@ import {Roles} from "./Roles.sol";
 /// @title AccessManaged
 /// @notice Base for contracts whose privileged calls are checked against the shared
 /// AccessControlManager.
+/// @dev A missing role reverts with OpenZeppelin's AccessControlUnauthorizedAccount, as
+/// Spheron's AccessControl-based contracts do; every contract built on this one declares it.
 abstract contract AccessManaged {
+    error AccessControlUnauthorizedAccount(address account, bytes32 neededRole);
+    error InvalidAddress();
+
     IAccessControlManager public immutable accessControl;
 
     constructor(address _access) {
-        require(_access != address(0), "Access control is the zero address");
+        if (_access == address(0)) revert InvalidAddress();
         accessControl = IAccessControlManager(_access);
     }
 
     modifier onlyAdmin() {
-        require(accessControl.hasRole(Roles.DEFAULT_ADMIN, msg.sender), "Caller is not an admin");
+        _checkRole(Roles.DEFAULT_ADMIN, msg.sender);
         _;
     }
 
     modifier onlyRegistryAdmin() {
-        require(_isRegistryAdmin(msg.sender), "Caller is not a registry admin");
+        if (!_isRegistryAdmin(msg.sender)) {
+            revert AccessControlUnauthorizedAccount(msg.sender, Roles.REGISTRY_ADMIN);
+        }
         _;
+    }
+
+    function _checkRole(bytes32 role, address account) internal view {
+        if (!accessControl.hasRole(role, account)) revert AccessControlUnauthorizedAccount(account, role);
     }
 
     function _isRegistryAdmin(address account) internal view returns (bool) {

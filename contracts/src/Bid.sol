@@ -37,6 +37,26 @@ contract Bid is AccessManaged {
     /// @dev Position in bids[orderId] plus one; 0 = no bid.
     mapping(address => mapping(uint64 => uint256)) private _bidSlot;
 
+    error BidPriceExceedsMaxPrice();
+    error BiddingClosed();
+    error FizzNodeNotActive();
+    error FizzNotLinkedToProvider();
+    error LeaseNotActive();
+    error OrderNotActive();
+    error OrderNotFound();
+    error ProviderHasActiveBid();
+    error ProviderNotActive();
+    error TokenNotAccepted();
+    error UnAuthourized();
+    error UpdateOrderNotAccepted();
+    // Spheron's name from the escrow contracts, for a zero bid price.
+    error InvalidAmount();
+    /// @dev Devnet-only: a bid window of zero blocks; a provider without a bid on the order;
+    /// an accepted price below the provider's bid.
+    error InvalidBidWindow();
+    error ProviderHasNoBid();
+    error AcceptedPriceBelowBid();
+
     event BidPlaced(uint64 orderId, uint256 bidPrice, address provider, uint256 fizz);
     event OrderMatched(
         uint64 orderId,
@@ -57,11 +77,10 @@ contract Bid is AccessManaged {
         address _access,
         uint64 _bidWindow
     ) AccessManaged(_access) {
-        require(
-            _providerRegistryAddress != address(0) && _orderRequest != address(0) && _lease != address(0),
-            "Contract address is zero"
-        );
-        require(_bidWindow > 0, "Bid window must be at least one block");
+        if (_providerRegistryAddress == address(0) || _orderRequest == address(0) || _lease == address(0)) {
+            revert InvalidAddress();
+        }
+        if (_bidWindow == 0) revert InvalidBidWindow();
         providerRegistry = IProviderRegistry(_providerRegistryAddress);
         orderRequest = IOrderRequest(_orderRequest);
         lease = IComputeLease(_lease);
@@ -69,7 +88,7 @@ contract Bid is AccessManaged {
     }
 
     function setBidWindow(uint64 _bidWindow) external onlyAdmin {
-        require(_bidWindow > 0, "Bid window must be at least one block");
+        if (_bidWindow == 0) revert InvalidBidWindow();
         bidWindow = _bidWindow;
         emit BidWindowUpdated(_bidWindow);
     }
@@ -77,18 +96,15 @@ contract Bid is AccessManaged {
     /// @notice Bid `_bidPrice` per block on an open order. `_fizzId` must be 0 (no Fizz nodes
     /// on the devnet). One bid per provider and order.
     function placeBid(uint64 _orderId, uint256 _bidPrice, uint256 _fizzId) external {
-        require(_fizzId == 0, "Fizz nodes are not supported");
+        if (_fizzId != 0) revert FizzNodeNotActive();
         IOrderRequest.InitialOrder memory order = orderRequest.getOrderById(_orderId);
-        require(order.state == IOrderRequest.State.OPEN, "Order is not open for bids");
-        require(block.number <= orderRequest.orderCreatedBlock(_orderId) + bidWindow, "Bidding window closed");
-        require(providerRegistry.isActiveProvider(msg.sender), "Provider is not active");
-        require(
-            providerRegistry.isTokenAcceptedByProvider(msg.sender, order.token),
-            "Provider does not accept the order token"
-        );
-        require(_bidPrice > 0, "Bid price must be greater than zero");
-        require(_bidPrice <= order.maxPrice, "Bid price exceeds max price");
-        require(_bidSlot[msg.sender][_orderId] == 0, "Provider already bid on this order");
+        if (order.state != IOrderRequest.State.OPEN) revert OrderNotActive();
+        if (block.number > orderRequest.orderCreatedBlock(_orderId) + bidWindow) revert BiddingClosed();
+        if (!providerRegistry.isActiveProvider(msg.sender)) revert ProviderNotActive();
+        if (!providerRegistry.isTokenAcceptedByProvider(msg.sender, order.token)) revert TokenNotAccepted();
+        if (_bidPrice == 0) revert InvalidAmount();
+        if (_bidPrice > order.maxPrice) revert BidPriceExceedsMaxPrice();
+        if (_bidSlot[msg.sender][_orderId] != 0) revert ProviderHasActiveBid();
         bids[_orderId].push(ProviderBid(_orderId, msg.sender, _bidPrice, _fizzId, block.timestamp, BidState.Pending));
         _bidSlot[msg.sender][_orderId] = bids[_orderId].length;
         emit BidPlaced(_orderId, _bidPrice, msg.sender, _fizzId);
@@ -101,15 +117,15 @@ contract Bid is AccessManaged {
         external
         returns (uint256)
     {
-        require(accessControl.hasRole(Roles.MATCHMAKER, msg.sender), "Caller is not the matchmaker");
+        if (!accessControl.hasRole(Roles.MATCHMAKER, msg.sender)) revert UnAuthourized();
         IOrderRequest.InitialOrder memory order = orderRequest.getOrderById(_orderId);
-        require(order.state == IOrderRequest.State.OPEN, "Order is not open");
+        if (order.state != IOrderRequest.State.OPEN) revert OrderNotActive();
         uint256 slot = _bidSlot[_providerAddress][_orderId];
-        require(slot != 0, "Provider has no bid on this order");
+        if (slot == 0) revert ProviderHasNoBid();
         ProviderBid[] storage orderBids = bids[_orderId];
-        require(_acceptedPrice >= orderBids[slot - 1].bidPrice, "Accepted price is below the provider's bid");
-        require(_acceptedPrice <= order.maxPrice, "Accepted price exceeds max price");
-        require(providerRegistry.isActiveProvider(_providerAddress), "Provider is not active");
+        if (_acceptedPrice < orderBids[slot - 1].bidPrice) revert AcceptedPriceBelowBid();
+        if (_acceptedPrice > order.maxPrice) revert BidPriceExceedsMaxPrice();
+        if (!providerRegistry.isActiveProvider(_providerAddress)) revert ProviderNotActive();
         for (uint256 i = 0; i < orderBids.length; i++) {
             orderBids[i].state = i == slot - 1 ? BidState.Accepted : BidState.Rejected;
         }
@@ -125,8 +141,8 @@ contract Bid is AccessManaged {
     /// block stays the lease's, or drops to the update's max price if that is lower.
     function acceptUpdate(uint64 _orderId) external {
         IComputeLease.Lease memory current = lease.getLease(_orderId);
-        require(current.state == IComputeLease.State.ACTIVE, "Lease is not active");
-        require(msg.sender == current.providerAddress, "Only the lease provider can accept the update");
+        if (current.state != IComputeLease.State.ACTIVE) revert LeaseNotActive();
+        if (msg.sender != current.providerAddress) revert UnAuthourized();
         uint256 updateMaxPrice = orderRequest.getPendingOrderById(_orderId).maxPrice;
         uint256 price = current.acceptedPrice < updateMaxPrice ? current.acceptedPrice : updateMaxPrice;
         lease.closeAndRenewLease(_orderId, price, msg.sender);
@@ -140,7 +156,7 @@ contract Bid is AccessManaged {
 
     function getProviderOrderBid(uint64 _orderId, address _provider) external view returns (ProviderBid memory) {
         uint256 slot = _bidSlot[_provider][_orderId];
-        require(slot != 0, "Provider has no bid on this order");
+        if (slot == 0) revert ProviderHasNoBid();
         return bids[_orderId][slot - 1];
     }
 

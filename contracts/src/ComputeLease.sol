@@ -33,6 +33,21 @@ contract ComputeLease is IComputeLease, AccessManaged {
     mapping(address => uint256[]) public providerLeases;
     mapping(address => uint256[]) public tenantLeases;
 
+    error ECDSAInvalidSignature();
+    error ECDSAInvalidSignatureLength(uint256 length);
+    error ECDSAInvalidSignatureS(bytes32 s);
+    error InvalidNonce();
+    error InvalidSignature();
+    error LeaseAlreadyTerminated();
+    error OnlyTenantOrProvider();
+    error ReentrancyGuardReentrantCall();
+    error SignatureExpired();
+    // Spheron's name from OrderRequest, for the same check here.
+    error NotBidContract();
+    /// @dev Devnet-only: no lease has this id; a lease created twice.
+    error LeaseNotFound();
+    error LeaseAlreadyExists();
+
     event LeaseCreated(
         uint256 leaseId,
         uint256 fizzId,
@@ -60,22 +75,21 @@ contract ComputeLease is IComputeLease, AccessManaged {
     constructor(address _orderRequest, address _escrowUser, address _escrowProtocol, address _access)
         AccessManaged(_access)
     {
-        require(
-            _orderRequest != address(0) && _escrowUser != address(0) && _escrowProtocol != address(0),
-            "Contract address is zero"
-        );
+        if (_orderRequest == address(0) || _escrowUser == address(0) || _escrowProtocol == address(0)) {
+            revert InvalidAddress();
+        }
         orderRequest = IOrderRequest(_orderRequest);
         escrowUser = IEscrowUser(_escrowUser);
         escrowProtocol = IEscrowProtocol(_escrowProtocol);
     }
 
     modifier onlyBid() {
-        require(msg.sender == bid, "Caller is not the Bid contract");
+        if (msg.sender != bid) revert NotBidContract();
         _;
     }
 
     function setBidContract(address _bid) external onlyAdmin {
-        require(_bid != address(0), "Contract address is zero");
+        if (_bid == address(0)) revert InvalidAddress();
         bid = _bid;
         emit BidAddressUpdated(_bid);
     }
@@ -87,7 +101,7 @@ contract ComputeLease is IComputeLease, AccessManaged {
     {
         leaseId = _orderId;
         Lease storage lease = leases[leaseId];
-        require(lease.tenantAddress == address(0), "Lease already exists");
+        if (lease.tenantAddress != address(0)) revert LeaseAlreadyExists();
         IOrderRequest.InitialOrder memory order = orderRequest.getOrderById(_orderId);
         lease.leaseId = leaseId;
         lease.fizzId = _fizzId;
@@ -109,10 +123,7 @@ contract ComputeLease is IComputeLease, AccessManaged {
     /// the rest of the tenant's escrow, close the order.
     function closeLease(uint256 _leaseId) external {
         Lease storage lease = _active(_leaseId);
-        require(
-            msg.sender == lease.tenantAddress || msg.sender == lease.providerAddress,
-            "Only the tenant or the provider can close the lease"
-        );
+        if (msg.sender != lease.tenantAddress && msg.sender != lease.providerAddress) revert OnlyTenantOrProvider();
         _settle(_leaseId, lease);
         _releaseEscrow(_leaseId, lease);
         lease.state = State.TERMINATED;
@@ -131,7 +142,7 @@ contract ComputeLease is IComputeLease, AccessManaged {
     /// block, and the lease restarts now at `_acceptedPrice` for the updated numOfBlocks.
     function closeAndRenewLease(uint256 _leaseId, uint256 _acceptedPrice, address _providerAdress) external onlyBid {
         Lease storage lease = _active(_leaseId);
-        require(_providerAdress == lease.providerAddress, "Provider does not hold this lease");
+        if (_providerAdress != lease.providerAddress) revert OnlyTenantOrProvider();
         _settle(_leaseId, lease);
         _releaseEscrow(_leaseId, lease);
         orderRequest.updatePendingOrder(uint64(_leaseId), _acceptedPrice);
@@ -170,12 +181,12 @@ contract ComputeLease is IComputeLease, AccessManaged {
 
     function _existing(uint256 leaseId) private view returns (Lease storage lease) {
         lease = leases[leaseId];
-        require(lease.tenantAddress != address(0), "Lease not found");
+        if (lease.tenantAddress == address(0)) revert LeaseNotFound();
     }
 
     function _active(uint256 leaseId) private view returns (Lease storage lease) {
         lease = _existing(leaseId);
-        require(lease.state == State.ACTIVE, "Lease already terminated");
+        if (lease.state != State.ACTIVE) revert LeaseAlreadyTerminated();
     }
 
     function _settle(uint256 leaseId, Lease storage lease) private returns (uint256 paid) {

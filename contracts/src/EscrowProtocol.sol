@@ -35,6 +35,15 @@ contract EscrowProtocol is IEscrowProtocol, AccessManaged {
     mapping(address => mapping(address => Earnings)) public providerEarnings;
     mapping(address => uint256) public fees;
 
+    error AccessControlBadConfirmation();
+    error InsufficientBalance(uint256 available, uint256 required);
+    error InvalidAmount();
+    error ReentrancyGuardReentrantCall();
+    error UnauthorizedAccess();
+    // Spheron's names from EscrowUser and Bid, for the devnet's "not supported" checks.
+    error InvalidOperator();
+    error FizzNodeNotActive();
+
     event LockedTokenTransfered(address indexed from, address indexed to, address indexed token, uint256 deposit);
     event TokenMovement(
         address indexed from, address indexed to, address indexed token, uint256 amount, uint8 movementType
@@ -51,11 +60,10 @@ contract EscrowProtocol is IEscrowProtocol, AccessManaged {
         address _access,
         uint32 _protocolFeePercentage
     ) AccessManaged(_access) {
-        require(
-            _providerRegistryAddress != address(0) && _escrow != address(0) && _treasury != address(0),
-            "Contract address is zero"
-        );
-        require(_protocolFeePercentage <= MAX_PROTOCOL_FEE_PERCENTAGE, "Protocol fee above maximum");
+        if (_providerRegistryAddress == address(0) || _escrow == address(0) || _treasury == address(0)) {
+            revert InvalidAddress();
+        }
+        if (_protocolFeePercentage > MAX_PROTOCOL_FEE_PERCENTAGE) revert InvalidAmount();
         providerRegistry = IProviderRegistry(_providerRegistryAddress);
         escrow = IEscrowUser(_escrow);
         treasury = _treasury;
@@ -63,20 +71,19 @@ contract EscrowProtocol is IEscrowProtocol, AccessManaged {
     }
 
     function setComputeLease(address _computeLease) external onlyAdmin {
-        require(_computeLease != address(0), "Contract address is zero");
+        if (_computeLease == address(0)) revert InvalidAddress();
         computeLease = _computeLease;
         emit ComputeLeaseUpdated(_computeLease);
     }
 
     function setTreasury(address _treasury) external onlyAdmin {
-        require(_treasury != address(0), "Treasury is the zero address");
+        if (_treasury == address(0)) revert InvalidAddress();
         treasury = _treasury;
         emit TreasuryUpdated(_treasury);
     }
 
     function setPercentages(uint32 _protocolFee, uint32 _userFee, uint32 _fizzNodeFee) external onlyAdmin {
-        require(_protocolFee <= MAX_PROTOCOL_FEE_PERCENTAGE, "Protocol fee above maximum");
-        require(_userFee == 0 && _fizzNodeFee == 0, "Only the protocol fee is supported");
+        if (_protocolFee > MAX_PROTOCOL_FEE_PERCENTAGE || _userFee != 0 || _fizzNodeFee != 0) revert InvalidAmount();
         protocolFeePercentage = _protocolFee;
         emit FeePercentagesUpdated(_protocolFee, _userFee, _fizzNodeFee);
     }
@@ -96,8 +103,8 @@ contract EscrowProtocol is IEscrowProtocol, AccessManaged {
     function transferLocked(address from, address to, address _token, uint256 amount, uint256 _fees, bool _isOperator)
         external
     {
-        require(msg.sender == computeLease, "Caller is not the ComputeLease contract");
-        require(!_isOperator, "Operator balances are not supported");
+        if (msg.sender != computeLease) revert UnauthorizedAccess();
+        if (_isOperator) revert InvalidOperator();
         uint256 total = amount + _fees;
         escrow.reduceLockedTokens(from, _token, total, false);
         Earnings storage earnings = providerEarnings[to][_token];
@@ -110,14 +117,12 @@ contract EscrowProtocol is IEscrowProtocol, AccessManaged {
     /// @notice Pay `_amount` of `_provider`'s earnings to its reward wallet. Callable by the
     /// provider or its reward wallet. `_fizzId` must be 0 (no Fizz nodes on the devnet).
     function withdrawEarnings(address _provider, uint256 _fizzId, address _token, uint256 _amount) external {
-        require(_fizzId == 0, "Fizz nodes are not supported");
+        if (_fizzId != 0) revert FizzNodeNotActive();
         address rewardWallet = providerRegistry.getProviderRewardWallet(_provider);
-        require(
-            msg.sender == _provider || msg.sender == rewardWallet, "Only the provider or its reward wallet can withdraw"
-        );
-        require(_amount > 0, "Amount must be greater than zero");
+        if (msg.sender != _provider && msg.sender != rewardWallet) revert UnauthorizedAccess();
+        if (_amount == 0) revert InvalidAmount();
         Earnings storage earnings = providerEarnings[_provider][_token];
-        require(earnings.balance >= _amount, "Insufficient earnings balance");
+        if (earnings.balance < _amount) revert InsufficientBalance(earnings.balance, _amount);
         earnings.balance -= uint128(_amount);
         earnings.withdrawn += uint128(_amount);
         escrow.transferEarnedTokens(_token, rewardWallet, _amount);
@@ -126,8 +131,8 @@ contract EscrowProtocol is IEscrowProtocol, AccessManaged {
 
     /// @notice Pay accrued protocol fees to the treasury.
     function withdrawFees(address _token, uint256 _amount) external onlyAdmin {
-        require(_amount > 0, "Amount must be greater than zero");
-        require(fees[_token] >= _amount, "Insufficient fee balance");
+        if (_amount == 0) revert InvalidAmount();
+        if (fees[_token] < _amount) revert InsufficientBalance(fees[_token], _amount);
         fees[_token] -= _amount;
         escrow.transferEarnedTokens(_token, treasury, _amount);
         emit TreasuryMovement(treasury, _token, _amount);

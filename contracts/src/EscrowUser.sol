@@ -23,6 +23,28 @@ contract EscrowUser is IEscrowUser, AccessManaged {
 
     mapping(address => mapping(address => UserTokenData)) public userBalance;
 
+    error AccessControlBadConfirmation();
+    error AddressEmptyCode(address target);
+    error AddressInsufficientBalance(address account);
+    error DifferentOwnerExists();
+    error ECDSAInvalidSignature();
+    error ECDSAInvalidSignatureLength(uint256 length);
+    error ECDSAInvalidSignatureS(bytes32 s);
+    error EmptyOperatorArray();
+    error FailedInnerCall();
+    error InsufficientBalance(uint256 available, uint256 required);
+    error InvalidAmount();
+    error InvalidNonce();
+    error InvalidOperator();
+    error InvalidSignature();
+    error MinimumDepositNotMet();
+    error ReentrancyGuardReentrantCall();
+    error SafeERC20FailedOperation(address token);
+    error SignatureExpired();
+    error TokenNotAccepted();
+    error TransferFailed();
+    error UnauthorizedAccess();
+
     event TokenMovement(
         address indexed from, address indexed to, address indexed token, uint256 amount, uint8 movementType
     );
@@ -31,22 +53,22 @@ contract EscrowUser is IEscrowUser, AccessManaged {
     event ProtocolContractsUpdated(address orderRequest, address computeLease, address escrowProtocol);
 
     constructor(address _tokenRegistryAddress, address _access) AccessManaged(_access) {
-        require(_tokenRegistryAddress != address(0), "Token registry is the zero address");
+        if (_tokenRegistryAddress == address(0)) revert InvalidAddress();
         tokenRegistry = ITokenRegistry(_tokenRegistryAddress);
     }
 
     modifier onlyMarket() {
-        require(msg.sender == orderRequest || msg.sender == computeLease, "Caller is not a marketplace contract");
+        if (msg.sender != orderRequest && msg.sender != computeLease) revert UnauthorizedAccess();
         _;
     }
 
     modifier onlyEscrowProtocol() {
-        require(msg.sender == escrowProtocol, "Caller is not the escrow protocol");
+        if (msg.sender != escrowProtocol) revert UnauthorizedAccess();
         _;
     }
 
     modifier noOperator(bool isOperator) {
-        require(!isOperator, "Operator balances are not supported");
+        if (isOperator) revert InvalidOperator();
         _;
     }
 
@@ -55,10 +77,9 @@ contract EscrowUser is IEscrowUser, AccessManaged {
         external
         onlyAdmin
     {
-        require(
-            _orderRequest != address(0) && _computeLease != address(0) && _escrowProtocol != address(0),
-            "Contract address is zero"
-        );
+        if (_orderRequest == address(0) || _computeLease == address(0) || _escrowProtocol == address(0)) {
+            revert InvalidAddress();
+        }
         orderRequest = _orderRequest;
         computeLease = _computeLease;
         escrowProtocol = _escrowProtocol;
@@ -68,25 +89,25 @@ contract EscrowUser is IEscrowUser, AccessManaged {
     /// @notice Deposit `_amount` of an accepted ERC-20 (approve this contract first).
     /// @dev Payable only to keep Spheron's signature; native currency is refused.
     function deposit(address _token, uint256 _amount) external payable {
-        require(msg.value == 0, "Native currency deposits are not supported");
-        require(tokenRegistry.isAcceptedToken(_token), "Token not accepted");
-        require(_amount > 0, "Amount must be greater than zero");
-        require(_amount >= tokenRegistry.getTokenDetails(_token).minimumDeposit, "Deposit is below the token minimum");
+        if (msg.value != 0) revert InvalidAmount();
+        if (!tokenRegistry.isAcceptedToken(_token)) revert TokenNotAccepted();
+        if (_amount == 0) revert InvalidAmount();
+        if (_amount < tokenRegistry.getTokenDetails(_token).minimumDeposit) revert MinimumDepositNotMet();
         UserTokenData storage balance = userBalance[msg.sender][_token];
-        require(_amount <= type(uint128).max - balance.unlockedBalance, "Deposit too large");
+        if (_amount > type(uint128).max - balance.unlockedBalance) revert InvalidAmount();
         balance.unlockedBalance += uint128(_amount);
-        require(IERC20(_token).transferFrom(msg.sender, address(this), _amount), "Token transfer failed");
+        if (!IERC20(_token).transferFrom(msg.sender, address(this), _amount)) revert SafeERC20FailedOperation(_token);
         emit TokenMovement(msg.sender, address(this), _token, _amount, MOVEMENT_DEPOSIT);
     }
 
     /// @notice Withdraw unlocked funds to the caller. `_operator` must be the zero address.
     function withdraw(address _token, uint256 _amount, address _operator) external {
-        require(_operator == address(0), "Operator balances are not supported");
-        require(_amount > 0, "Amount must be greater than zero");
+        if (_operator != address(0)) revert InvalidOperator();
+        if (_amount == 0) revert InvalidAmount();
         UserTokenData storage balance = userBalance[msg.sender][_token];
-        require(balance.unlockedBalance >= _amount, "Insufficient unlocked balance");
+        if (balance.unlockedBalance < _amount) revert InsufficientBalance(balance.unlockedBalance, _amount);
         balance.unlockedBalance -= uint128(_amount);
-        require(IERC20(_token).transfer(msg.sender, _amount), "Token transfer failed");
+        if (!IERC20(_token).transfer(msg.sender, _amount)) revert SafeERC20FailedOperation(_token);
         emit TokenMovement(address(this), msg.sender, _token, _amount, MOVEMENT_WITHDRAW);
     }
 
@@ -105,7 +126,7 @@ contract EscrowUser is IEscrowUser, AccessManaged {
         noOperator(_isOperator)
     {
         UserTokenData storage balance = userBalance[_user][_token];
-        require(balance.unlockedBalance >= amount, "Insufficient escrow balance");
+        if (balance.unlockedBalance < amount) revert InsufficientBalance(balance.unlockedBalance, amount);
         balance.unlockedBalance -= uint128(amount);
         balance.lockedBalance += uint128(amount);
         emit UserTokenLocked(_user, _token, amount);
@@ -117,7 +138,7 @@ contract EscrowUser is IEscrowUser, AccessManaged {
         noOperator(_isOperator)
     {
         UserTokenData storage balance = userBalance[_user][_token];
-        require(balance.lockedBalance >= amount, "Insufficient locked balance");
+        if (balance.lockedBalance < amount) revert InsufficientBalance(balance.lockedBalance, amount);
         balance.lockedBalance -= uint128(amount);
         balance.unlockedBalance += uint128(amount);
         emit UserTokenUnlocked(_user, _token, amount);
@@ -130,13 +151,13 @@ contract EscrowUser is IEscrowUser, AccessManaged {
         noOperator(_isOperator)
     {
         UserTokenData storage balance = userBalance[_user][_token];
-        require(balance.lockedBalance >= amount, "Insufficient locked balance");
+        if (balance.lockedBalance < amount) revert InsufficientBalance(balance.lockedBalance, amount);
         balance.lockedBalance -= uint128(amount);
     }
 
     /// @notice Pay out provider earnings or protocol fees that EscrowProtocol has accounted for.
     function transferEarnedTokens(address _token, address _rewardWallet, uint256 _amount) external onlyEscrowProtocol {
-        require(_rewardWallet != address(0), "Recipient is the zero address");
-        require(IERC20(_token).transfer(_rewardWallet, _amount), "Token transfer failed");
+        if (_rewardWallet == address(0)) revert InvalidAddress();
+        if (!IERC20(_token).transfer(_rewardWallet, _amount)) revert SafeERC20FailedOperation(_token);
     }
 }

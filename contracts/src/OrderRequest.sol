@@ -27,6 +27,30 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     mapping(uint64 => InitialOrder) private _pendingOrders;
     mapping(address => uint64[]) private _providerOrders;
 
+    error ECDSAInvalidSignature();
+    error ECDSAInvalidSignatureLength(uint256 length);
+    error ECDSAInvalidSignatureS(bytes32 s);
+    error InsufficientBalance();
+    error InvalidAmount();
+    error InvalidBlockNumber();
+    error InvalidNonce();
+    error InvalidOrderState();
+    error InvalidSignature();
+    error LeaseAlreadyTerminated();
+    error NotAuthorized();
+    error NotBidContract();
+    error OrderNotActive();
+    error OrderNotFound();
+    error OrderNotMatched();
+    error OrderNotOpened();
+    error SignatureExpired();
+    error UnAuthorized();
+    // Spheron's name from Bid and EscrowUser, for the same check here.
+    error TokenNotAccepted();
+    /// @dev Devnet-only: an order with an empty spec; an update that changes the token.
+    error EmptyOrderSpec();
+    error TokenCannotChange();
+
     event OrderCreated(
         uint64 orderId,
         address creator,
@@ -61,8 +85,8 @@ contract OrderRequest is IOrderRequest, AccessManaged {
         uint256 _maxBlockNumber,
         uint256 _minBlockNumber
     ) AccessManaged(_access) {
-        require(_escrowUser != address(0) && _tokenRegistryAddress != address(0), "Contract address is zero");
-        require(_minBlockNumber > 0 && _minBlockNumber <= _maxBlockNumber, "Invalid block number range");
+        if (_escrowUser == address(0) || _tokenRegistryAddress == address(0)) revert InvalidAddress();
+        if (_minBlockNumber == 0 || _minBlockNumber > _maxBlockNumber) revert InvalidBlockNumber();
         escrowUser = IEscrowUser(_escrowUser);
         tokenRegistry = ITokenRegistry(_tokenRegistryAddress);
         maxBlockNumber = _maxBlockNumber;
@@ -70,17 +94,17 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     }
 
     modifier onlyBid() {
-        require(msg.sender == bid, "Caller is not the Bid contract");
+        if (msg.sender != bid) revert NotBidContract();
         _;
     }
 
     modifier onlyLease() {
-        require(msg.sender == lease, "Caller is not the ComputeLease contract");
+        if (msg.sender != lease) revert UnAuthorized();
         _;
     }
 
     function setMarketContracts(address _bid, address _lease) external onlyAdmin {
-        require(_bid != address(0) && _lease != address(0), "Contract address is zero");
+        if (_bid == address(0) || _lease == address(0)) revert InvalidAddress();
         bid = _bid;
         lease = _lease;
         emit BidAddressUpdated(_bid);
@@ -88,13 +112,13 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     }
 
     function setMaxBlockNumber(uint256 _maxBlockNumber) external onlyAdmin {
-        require(_maxBlockNumber >= minBlockNumber, "Invalid block number range");
+        if (_maxBlockNumber < minBlockNumber) revert InvalidBlockNumber();
         maxBlockNumber = _maxBlockNumber;
         emit MaxBlockNumberUpdated(_maxBlockNumber);
     }
 
     function setMinBlockNumber(uint256 _minBlockNumber) external onlyAdmin {
-        require(_minBlockNumber > 0 && _minBlockNumber <= maxBlockNumber, "Invalid block number range");
+        if (_minBlockNumber == 0 || _minBlockNumber > maxBlockNumber) revert InvalidBlockNumber();
         minBlockNumber = _minBlockNumber;
         emit MinBlockNumberUpdated(_minBlockNumber);
     }
@@ -129,9 +153,9 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     /// cannot fail for lack of funds; the lease keeps its terms until then.
     function updateInitialOrder(uint64 _orderId, OrderDetails calldata details) external {
         InitialOrder storage order = _existing(_orderId);
-        require(msg.sender == order.creator, "Only the order creator can update the order");
-        require(order.state == State.MATCHED, "Order is not matched");
-        require(details.token == order.token, "Token cannot change in an update");
+        if (msg.sender != order.creator) revert NotAuthorized();
+        if (order.state != State.MATCHED) revert OrderNotMatched();
+        if (details.token != order.token) revert TokenCannotChange();
         _validate(details);
         _releasePending(_orderId);
         uint256 escrowNeeded = details.maxPrice * details.numOfBlocks;
@@ -158,8 +182,8 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     /// @notice Bid marks the order MATCHED at `_amount` per block and the lock shrinks to it.
     function updateInitialOrderState(uint64 _orderId, address _providerAddress, uint256 _amount) external onlyBid {
         InitialOrder storage order = _existing(_orderId);
-        require(order.state == State.OPEN, "Order is not open");
-        require(_amount <= order.maxPrice, "Accepted price exceeds max price");
+        if (order.state != State.OPEN) revert OrderNotOpened();
+        if (_amount > order.maxPrice) revert InvalidAmount();
         order.state = State.MATCHED;
         _providerOrders[_providerAddress].push(_orderId);
         uint256 excess = (order.maxPrice - _amount) * order.numOfBlocks;
@@ -174,11 +198,12 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     function updateOrderStateToClosed(uint64 _orderId) external {
         InitialOrder storage order = _existing(_orderId);
         if (msg.sender == lease) {
-            require(order.state == State.MATCHED, "Order is not matched");
+            if (order.state != State.MATCHED) revert OrderNotMatched();
             _releasePending(_orderId);
         } else {
-            require(msg.sender == order.creator, "Only the order creator can close the order");
-            require(order.state == State.OPEN, "Only open orders can be closed; close the lease instead");
+            if (msg.sender != order.creator) revert NotAuthorized();
+            // A matched order is closed by closing its lease.
+            if (order.state != State.OPEN) revert OrderNotOpened();
             escrowUser.unlockTokens(order.creator, order.token, order.maxPrice * order.numOfBlocks, false);
         }
         order.state = State.CLOSED;
@@ -189,9 +214,9 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     /// @notice ComputeLease applies the pending update at `_acceptedPrice` per block; the
     /// update's lock shrinks to acceptedPrice × numOfBlocks.
     function updatePendingOrder(uint64 _orderId, uint256 _acceptedPrice) external onlyLease {
-        require(hasPendingUpdate[_orderId], "No pending update for this order");
+        if (!hasPendingUpdate[_orderId]) revert InvalidOrderState();
         InitialOrder storage pending = _pendingOrders[_orderId];
-        require(_acceptedPrice <= pending.maxPrice, "Accepted price exceeds max price");
+        if (_acceptedPrice > pending.maxPrice) revert InvalidAmount();
         uint256 excess = (pending.maxPrice - _acceptedPrice) * pending.numOfBlocks;
         if (excess > 0) {
             escrowUser.unlockTokens(pending.creator, pending.token, excess, false);
@@ -210,7 +235,7 @@ contract OrderRequest is IOrderRequest, AccessManaged {
     }
 
     function getPendingOrderById(uint64 _orderId) external view returns (InitialOrder memory) {
-        require(hasPendingUpdate[_orderId], "No pending update for this order");
+        if (!hasPendingUpdate[_orderId]) revert InvalidOrderState();
         return _pendingOrders[_orderId];
     }
 
@@ -221,23 +246,20 @@ contract OrderRequest is IOrderRequest, AccessManaged {
 
     function _existing(uint64 orderId) private view returns (InitialOrder storage order) {
         order = orders[orderId];
-        require(order.creator != address(0), "Order not found");
+        if (order.creator == address(0)) revert OrderNotFound();
     }
 
     function _validate(OrderDetails calldata details) private view {
-        require(tokenRegistry.isAcceptedToken(details.token), "Token not accepted");
-        require(details.maxPrice > 0, "Max price must be greater than zero");
-        // Keeps maxPrice × numOfBlocks far from overflow; escrow balances are uint128 anyway.
-        require(details.maxPrice <= type(uint128).max, "Max price too large");
-        require(
-            details.numOfBlocks >= minBlockNumber && details.numOfBlocks <= maxBlockNumber,
-            "Number of blocks out of range"
-        );
-        require(bytes(details.spec).length > 0, "Order spec is empty");
+        if (!tokenRegistry.isAcceptedToken(details.token)) revert TokenNotAccepted();
+        // The upper bound keeps maxPrice × numOfBlocks far from overflow; escrow balances are
+        // uint128 anyway.
+        if (details.maxPrice == 0 || details.maxPrice > type(uint128).max) revert InvalidAmount();
+        if (details.numOfBlocks < minBlockNumber || details.numOfBlocks > maxBlockNumber) revert InvalidBlockNumber();
+        if (bytes(details.spec).length == 0) revert EmptyOrderSpec();
     }
 
     function _requireUnlocked(address user, address token, uint256 amount) private view {
-        require(escrowUser.getUserData(user, token, false).unlockedBalance >= amount, "Insufficient escrow balance");
+        if (escrowUser.getUserData(user, token, false).unlockedBalance < amount) revert InsufficientBalance();
     }
 
     function _writeTerms(InitialOrder storage order, OrderDetails calldata details) private {

@@ -22,27 +22,37 @@ contract ProviderAttributeRegistry is AccessManaged {
     mapping(address => mapping(string => Attribute[])) public providerAttributes;
     mapping(address => mapping(string => Attribute[])) public pendingAttributes;
 
+    error ArrayMismatch();
+    error DuplicateId();
+    error EmptyArray();
+    error InvalidUnit();
+    error NoPendingAttributes();
+    error ProviderNotActive();
+    error ProviderNotFound();
+    /// @dev Devnet-only: a category other than "GPU" or "CPU".
+    error InvalidCategory();
+
     event ProviderAttributesSubmitted(address indexed provider, string category, uint256[] ids, uint256[] units);
     event ProviderAttributesApproved(address indexed provider, string category, Attribute[] attributes);
     event ProviderAttributesRemoved(address indexed provider, string category);
 
     constructor(address _providerRegistryAddress, address _access) AccessManaged(_access) {
-        require(_providerRegistryAddress != address(0), "Provider registry is the zero address");
+        if (_providerRegistryAddress == address(0)) revert InvalidAddress();
         providerRegistry = IProviderRegistry(_providerRegistryAddress);
     }
 
     /// @notice Replace the caller's pending attributes in `category`.
     function submitAttributes(string calldata category, uint256[] calldata ids, uint256[] calldata units) external {
-        require(providerRegistry.isRegisteredProvider(msg.sender), "Provider not found");
+        if (!providerRegistry.isRegisteredProvider(msg.sender)) revert ProviderNotFound();
         _requireCategory(category);
-        require(ids.length > 0, "No attributes given");
-        require(ids.length == units.length, "Array length mismatch");
+        if (ids.length == 0) revert EmptyArray();
+        if (ids.length != units.length) revert ArrayMismatch();
         Attribute[] storage pending = pendingAttributes[msg.sender][category];
         delete pendingAttributes[msg.sender][category];
         for (uint256 i = 0; i < ids.length; i++) {
-            require(units[i] > 0, "Attribute units must be greater than zero");
+            if (units[i] == 0) revert InvalidUnit();
             for (uint256 j = 0; j < i; j++) {
-                require(ids[j] != ids[i], "Duplicate attribute id");
+                if (ids[j] == ids[i]) revert DuplicateId();
             }
             pending.push(Attribute(ids[i], units[i]));
         }
@@ -51,9 +61,9 @@ contract ProviderAttributeRegistry is AccessManaged {
 
     /// @notice Verifier approves a provider's pending attributes in `category`.
     function approveAttributes(address provider, string calldata category) external {
-        require(accessControl.hasRole(Roles.VERIFIER, msg.sender), "Caller is not a verifier");
+        _checkRole(Roles.VERIFIER, msg.sender);
         Attribute[] storage pending = pendingAttributes[provider][category];
-        require(pending.length > 0, "No pending attributes");
+        if (pending.length == 0) revert NoPendingAttributes();
         delete providerAttributes[provider][category];
         Attribute[] storage approved = providerAttributes[provider][category];
         for (uint256 i = 0; i < pending.length; i++) {
@@ -65,7 +75,7 @@ contract ProviderAttributeRegistry is AccessManaged {
 
     /// @notice Withdraw the caller's approved and pending attributes in `category`.
     function removeAttributes(string calldata category) external {
-        require(providerRegistry.isRegisteredProvider(msg.sender), "Provider not found");
+        if (!providerRegistry.isRegisteredProvider(msg.sender)) revert ProviderNotFound();
         _requireCategory(category);
         delete providerAttributes[msg.sender][category];
         delete pendingAttributes[msg.sender][category];
@@ -98,6 +108,6 @@ contract ProviderAttributeRegistry is AccessManaged {
 
     function _requireCategory(string calldata category) private pure {
         bytes32 hash = keccak256(bytes(category));
-        require(hash == keccak256("GPU") || hash == keccak256("CPU"), "Category must be GPU or CPU");
+        if (hash != keccak256("GPU") && hash != keccak256("CPU")) revert InvalidCategory();
     }
 }

@@ -10,18 +10,32 @@ import {Roles} from "./Roles.sol";
 /// @notice Providers register themselves (status Registered), keep their spec, host URI,
 /// certificate, reward wallet and accepted tokens up to date, and switch themselves between
 /// Active and Maintenance. Registry admins set any status and the trust tier.
-/// @dev The devnet runs no uptime challenges, so new providers start in tier One; a registry
-/// admin moves them with updateProviderTier.
+/// @dev The devnet runs no uptime challenges, so new providers start in `defaultTier`: Four,
+/// the first `community` tier, which Spheron's SDK orders by default (a tier-One provider
+/// could never win those orders). A registry admin changes it with setDefaultTier and moves
+/// a registered provider with updateProviderTier.
 contract ProviderRegistry is IProviderRegistry, AccessManaged {
     bytes32 public constant VERIFIER_ROLE = Roles.VERIFIER;
 
     ITokenRegistry public immutable tokenRegistry;
     uint256 public nextProviderId = 1;
+    /// @notice The tier a newly registered provider starts in.
+    TrustTier public defaultTier = TrustTier.Four;
 
     mapping(uint256 => Provider) public providers;
     mapping(address => uint256) public addressToProviderId;
     mapping(address => uint256) public rewardAddressToProviderId;
     mapping(uint256 => mapping(address => bool)) public providerAcceptedTokens;
+
+    error ProviderAlreadyRegistered();
+    error ProviderNotFound();
+    error StatusUnchanged();
+    error TokenAlreadyAccepted();
+    error TokenNotFound();
+    error UnauthorizedRegistration();
+    error UnregisteredToken();
+    /// @dev Devnet-only: setProviderStatus(Unregistered).
+    error InvalidStatus();
 
     event ProviderAdded(
         uint256 indexed providerId,
@@ -43,17 +57,18 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
     event ProviderPaymentRemoved(uint256 indexed providerId, address indexed tokenAddress);
     event ProviderStatusUpdated(uint256 indexed providerId, ProviderStatus status);
     event ProviderTierUpdated(address provider, TrustTier tier);
+    event DefaultTierUpdated(TrustTier tier);
 
     constructor(address _tokenRegistryAddress, address _access) AccessManaged(_access) {
-        require(_tokenRegistryAddress != address(0), "Token registry is the zero address");
+        if (_tokenRegistryAddress == address(0)) revert InvalidAddress();
         tokenRegistry = ITokenRegistry(_tokenRegistryAddress);
     }
 
     /// @notice Register the caller as a provider. `params.walletAddress` must be the caller.
     function addProvider(ProviderParams calldata params) external {
-        require(params.walletAddress == msg.sender, "Provider wallet must be the caller");
-        require(addressToProviderId[msg.sender] == 0, "Provider already registered");
-        require(params.rewardWallet != address(0), "Reward wallet is the zero address");
+        if (params.walletAddress != msg.sender) revert UnauthorizedRegistration();
+        if (addressToProviderId[msg.sender] != 0) revert ProviderAlreadyRegistered();
+        if (params.rewardWallet == address(0)) revert InvalidAddress();
         uint256 providerId = nextProviderId++;
         Provider storage provider = providers[providerId];
         provider.providerId = providerId;
@@ -62,7 +77,7 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
         provider.hostUri = params.hostUri;
         provider.certificate = params.certificate;
         provider.status = ProviderStatus.Registered;
-        provider.tier = TrustTier.One;
+        provider.tier = defaultTier;
         provider.joinTimestamp = block.timestamp;
         provider.rewardWallet = params.rewardWallet;
         for (uint256 i = 0; i < params.paymentsAccepted.length; i++) {
@@ -92,7 +107,7 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
     }
 
     function updateProviderRewardAddress(address _rewardWallet) external {
-        require(_rewardWallet != address(0), "Reward wallet is the zero address");
+        if (_rewardWallet == address(0)) revert InvalidAddress();
         uint256 providerId = _callerId();
         address previous = providers[providerId].rewardWallet;
         // Several providers may share a reward wallet: only drop the reverse entry if it is ours.
@@ -110,7 +125,7 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
 
     function removeAcceptedPayment(address _tokenAddress) external {
         uint256 providerId = _callerId();
-        require(providerAcceptedTokens[providerId][_tokenAddress], "Token not accepted by provider");
+        if (!providerAcceptedTokens[providerId][_tokenAddress]) revert TokenNotFound();
         providerAcceptedTokens[providerId][_tokenAddress] = false;
         address[] storage accepted = providers[providerId].paymentsAccepted;
         uint256 last = accepted.length - 1;
@@ -125,25 +140,27 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
     }
 
     /// @notice A provider moves itself between Active and Maintenance (not out of Suspended or
-    /// Deactivated); a registry admin sets any status but Unregistered.
+    /// Deactivated); a registry admin sets any status but Unregistered. Anything else needs
+    /// the registry admin role (AccessControlUnauthorizedAccount).
     function setProviderStatus(address _providerAddress, ProviderStatus _status) external {
         uint256 providerId = _idOf(_providerAddress);
-        require(_status != ProviderStatus.Unregistered, "Cannot set status to Unregistered");
+        if (_status == ProviderStatus.Unregistered) revert InvalidStatus();
         Provider storage provider = providers[providerId];
-        require(provider.status != _status, "Status unchanged");
+        if (provider.status == _status) revert StatusUnchanged();
         if (!_isRegistryAdmin(msg.sender)) {
-            require(msg.sender == _providerAddress, "Caller is not the provider or a registry admin");
-            require(
-                _status == ProviderStatus.Active || _status == ProviderStatus.Maintenance,
-                "Providers may only set Active or Maintenance"
-            );
-            require(
-                provider.status != ProviderStatus.Suspended && provider.status != ProviderStatus.Deactivated,
-                "Provider is suspended or deactivated"
-            );
+            bool ownChoice = msg.sender == _providerAddress
+                && (_status == ProviderStatus.Active || _status == ProviderStatus.Maintenance)
+                && provider.status != ProviderStatus.Suspended && provider.status != ProviderStatus.Deactivated;
+            if (!ownChoice) revert AccessControlUnauthorizedAccount(msg.sender, Roles.REGISTRY_ADMIN);
         }
         provider.status = _status;
         emit ProviderStatusUpdated(providerId, _status);
+    }
+
+    /// @notice The tier newly registered providers start in (registered ones keep theirs).
+    function setDefaultTier(TrustTier _tier) external onlyRegistryAdmin {
+        defaultTier = _tier;
+        emit DefaultTierUpdated(_tier);
     }
 
     function updateProviderTier(address _provider, TrustTier _tier) external onlyRegistryAdmin {
@@ -166,7 +183,7 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
             address rewardWallet
         )
     {
-        require(_providerId != 0 && _providerId < nextProviderId, "Provider not found");
+        if (_providerId == 0 || _providerId >= nextProviderId) revert ProviderNotFound();
         Provider storage p = providers[_providerId];
         return (
             p.spec,
@@ -213,7 +230,7 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
     }
 
     function getProviderWallet(uint256 _providerId) external view returns (address) {
-        require(_providerId != 0 && _providerId < nextProviderId, "Provider not found");
+        if (_providerId == 0 || _providerId >= nextProviderId) revert ProviderNotFound();
         return providers[_providerId].walletAddress;
     }
 
@@ -223,7 +240,7 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
 
     function getProviderAddressByRewardAddress(address _rewardAddress) external view returns (address) {
         uint256 providerId = rewardAddressToProviderId[_rewardAddress];
-        require(providerId != 0, "Provider not found");
+        if (providerId == 0) revert ProviderNotFound();
         return providers[providerId].walletAddress;
     }
 
@@ -251,7 +268,7 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
 
     function _idOf(address walletAddress) private view returns (uint256 providerId) {
         providerId = addressToProviderId[walletAddress];
-        require(providerId != 0, "Provider not found");
+        if (providerId == 0) revert ProviderNotFound();
     }
 
     function _callerId() private view returns (uint256) {
@@ -259,8 +276,8 @@ contract ProviderRegistry is IProviderRegistry, AccessManaged {
     }
 
     function _acceptToken(uint256 providerId, address token) private {
-        require(tokenRegistry.isAcceptedToken(token), "Token is not registered");
-        require(!providerAcceptedTokens[providerId][token], "Token already accepted");
+        if (!tokenRegistry.isAcceptedToken(token)) revert UnregisteredToken();
+        if (providerAcceptedTokens[providerId][token]) revert TokenAlreadyAccepted();
         providerAcceptedTokens[providerId][token] = true;
         providers[providerId].paymentsAccepted.push(token);
         emit ProviderPaymentAdded(providerId, token);

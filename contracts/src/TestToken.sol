@@ -14,6 +14,16 @@ contract TestToken {
     mapping(address => uint256) public balanceOf;
     mapping(address => mapping(address => uint256)) public allowance;
 
+    error ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
+    error ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed);
+    error ERC20InvalidApprover(address approver);
+    error ERC20InvalidReceiver(address receiver);
+    error ERC20InvalidSender(address sender);
+    error ERC20InvalidSpender(address spender);
+    /// @dev Devnet-only (OpenZeppelin's Ownable names): Spheron's token ABI has no owner.
+    error OwnableInvalidOwner(address owner);
+    error OwnableUnauthorizedAccount(address account);
+
     event Transfer(address indexed from, address indexed to, uint256 value);
     event Approval(address indexed owner, address indexed spender, uint256 value);
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
@@ -30,7 +40,7 @@ contract TestToken {
     }
 
     modifier onlyOwner() {
-        require(msg.sender == owner, "Caller is not the owner");
+        if (msg.sender != owner) revert OwnableUnauthorizedAccount(msg.sender);
         _;
     }
 
@@ -40,7 +50,7 @@ contract TestToken {
     }
 
     function approve(address spender, uint256 value) external returns (bool) {
-        require(spender != address(0), "ERC20: approve to the zero address");
+        if (spender == address(0)) revert ERC20InvalidSpender(address(0));
         allowance[msg.sender][spender] = value;
         emit Approval(msg.sender, spender, value);
         return true;
@@ -50,7 +60,7 @@ contract TestToken {
         uint256 allowed = allowance[from][msg.sender];
         // An allowance of 2**256-1 means "unlimited" and is never spent down.
         if (allowed != type(uint256).max) {
-            require(allowed >= value, "ERC20: insufficient allowance");
+            if (allowed < value) revert ERC20InsufficientAllowance(msg.sender, allowed, value);
             unchecked {
                 allowance[from][msg.sender] = allowed - value;
             }
@@ -64,15 +74,15 @@ contract TestToken {
     }
 
     function transferOwnership(address _newOwner) external onlyOwner {
-        require(_newOwner != address(0), "New owner is the zero address");
+        if (_newOwner == address(0)) revert OwnableInvalidOwner(address(0));
         emit OwnershipTransferred(owner, _newOwner);
         owner = _newOwner;
     }
 
     function _transfer(address from, address to, uint256 value) private {
-        require(to != address(0), "ERC20: transfer to the zero address");
+        if (to == address(0)) revert ERC20InvalidReceiver(address(0));
         uint256 balance = balanceOf[from];
-        require(balance >= value, "ERC20: transfer amount exceeds balance");
+        if (balance < value) revert ERC20InsufficientBalance(from, balance, value);
         unchecked {
             balanceOf[from] = balance - value;
             // Cannot overflow: the sum of all balances is totalSupply.
@@ -82,7 +92,7 @@ contract TestToken {
     }
 
     function _mint(address to, uint256 amount) private {
-        require(to != address(0), "ERC20: mint to the zero address");
+        if (to == address(0)) revert ERC20InvalidReceiver(address(0));
         totalSupply += amount;
         unchecked {
             balanceOf[to] += amount;

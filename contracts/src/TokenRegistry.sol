@@ -12,6 +12,16 @@ contract TokenRegistry is ITokenRegistry, AccessManaged {
     mapping(string => address) public symbolToAddress;
     address[] public tokens;
 
+    error InvalidOwnerAddress();
+    error InvalidTokenAddress();
+    error TokenAlreadyRegistered();
+    error TokenNotRegistered();
+    // Spheron's ProviderAttributeRegistry errors, for the same checks here.
+    error ArrayMismatch();
+    error EmptyArray();
+    /// @dev Devnet-only: an empty token symbol.
+    error InvalidTokenSymbol();
+
     event TokenAdded(
         address indexed tokenAddress, uint128 indexed decimals, string symbol, uint256 minimumDeposit, bool isDefault
     );
@@ -28,22 +38,21 @@ contract TokenRegistry is ITokenRegistry, AccessManaged {
         bool[] calldata _isDefault
     ) external onlyRegistryAdmin {
         uint256 count = _tokens.length;
-        require(count > 0, "No tokens given");
-        require(
-            _symbols.length == count && _decimals.length == count && _minimumDeposits.length == count
-                && _isDefault.length == count,
-            "Array length mismatch"
-        );
+        if (count == 0) revert EmptyArray();
+        if (
+            _symbols.length != count || _decimals.length != count || _minimumDeposits.length != count
+                || _isDefault.length != count
+        ) revert ArrayMismatch();
         for (uint256 i = 0; i < count; i++) {
             _addToken(_symbols[i], _tokens[i], _decimals[i], _minimumDeposits[i], _isDefault[i]);
         }
     }
 
     function removeTokens(address[] calldata _token) external onlyRegistryAdmin {
-        require(_token.length > 0, "No tokens given");
+        if (_token.length == 0) revert EmptyArray();
         for (uint256 i = 0; i < _token.length; i++) {
             address token = _token[i];
-            require(isAcceptedToken[token], "Token not registered");
+            if (!isAcceptedToken[token]) revert TokenNotRegistered();
             delete symbolToAddress[acceptedTokens[token].symbol];
             delete acceptedTokens[token];
             isAcceptedToken[token] = false;
@@ -53,13 +62,13 @@ contract TokenRegistry is ITokenRegistry, AccessManaged {
     }
 
     function setDefaultToken(address _token) external onlyRegistryAdmin {
-        require(isAcceptedToken[_token], "Token not registered");
+        if (!isAcceptedToken[_token]) revert TokenNotRegistered();
         acceptedTokens[_token].isDefault = true;
         emit DefaultTokenUpdated(_token, true);
     }
 
     function removeDefaultToken(address _token) external onlyRegistryAdmin {
-        require(isAcceptedToken[_token], "Token not registered");
+        if (!isAcceptedToken[_token]) revert TokenNotRegistered();
         acceptedTokens[_token].isDefault = false;
         emit DefaultTokenUpdated(_token, false);
     }
@@ -73,12 +82,12 @@ contract TokenRegistry is ITokenRegistry, AccessManaged {
 
     function getTokenAddress(string calldata symbol) external view returns (address) {
         address token = symbolToAddress[symbol];
-        require(token != address(0), "Token not registered");
+        if (token == address(0)) revert TokenNotRegistered();
         return token;
     }
 
     function getTokenDetails(address _token) external view returns (Token memory) {
-        require(isAcceptedToken[_token], "Token not registered");
+        if (!isAcceptedToken[_token]) revert TokenNotRegistered();
         return acceptedTokens[_token];
     }
 
@@ -93,10 +102,10 @@ contract TokenRegistry is ITokenRegistry, AccessManaged {
         uint256 minimumDeposit,
         bool isDefault
     ) private {
-        require(token != address(0), "Token is the zero address");
-        require(!isAcceptedToken[token], "Token already registered");
-        require(bytes(symbol).length > 0, "Token symbol is empty");
-        require(symbolToAddress[symbol] == address(0), "Token symbol already registered");
+        if (token == address(0)) revert InvalidTokenAddress();
+        if (isAcceptedToken[token]) revert TokenAlreadyRegistered();
+        if (bytes(symbol).length == 0) revert InvalidTokenSymbol();
+        if (symbolToAddress[symbol] != address(0)) revert TokenAlreadyRegistered();
         acceptedTokens[token] = Token(symbol, decimals, token, minimumDeposit, isDefault);
         isAcceptedToken[token] = true;
         symbolToAddress[symbol] = token;

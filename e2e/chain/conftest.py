@@ -24,6 +24,7 @@ from web3.logs import DISCARD
 from web3.types import RPCEndpoint, TxReceipt
 
 from gpu_provider.chain.artifacts import load_artifact
+from gpu_provider.chain.decoding import Revert, decode_revert
 from gpu_provider.devnet.anvil import DEFAULT_MNEMONIC, Anvil
 from gpu_provider.devnet.deploy import DevnetContracts, deploy_devnet
 
@@ -32,7 +33,9 @@ FUNDS = 1_000_000 * TOKEN  # minted to every participant
 MODE_PROVIDER = 1
 ORDER_OPEN, ORDER_CLOSED, ORDER_MATCHED = 0, 2, 3
 LEASE_ACTIVE, LEASE_TERMINATED = 0, 1
-STATUS_REGISTERED, STATUS_ACTIVE, STATUS_MAINTENANCE = 1, 2, 3
+STATUS_REGISTERED, STATUS_ACTIVE, STATUS_MAINTENANCE, STATUS_SUSPENDED = 1, 2, 3, 4
+# Trust tiers on chain are enum indexes: tier N is N - 1. New providers start in tier 4.
+TIER_ONE, TIER_FOUR = 0, 3
 BID_WINDOW = 5
 # One service with one H100, in the SDK's compressed order-spec notation.
 SPEC = (
@@ -135,13 +138,22 @@ class Market:
         assert receipt["status"] == 1, f"{call.fn_name} reverted"
         return receipt
 
-    def refused(self, call: ContractFunction, sender: LocalAccount, reason: str) -> None:
-        """The call reverts with exactly this reason and changes nothing."""
+    def refused(
+        self, call: ContractFunction, sender: LocalAccount, error: str, **args: Any
+    ) -> Revert:
+        """The call reverts with custom error `error` (with these arguments, by name, if
+        given), as the chain client decodes it, and changes nothing."""
         block = self.block()
         with pytest.raises(ContractLogicError) as refusal:
             call.transact({"from": sender.address})
-        assert refusal.value.message == f"execution reverted: {reason}"
+        data = refusal.value.data
+        revert = decode_revert(data if isinstance(data, str) else None, [call.contract_abi])
+        assert revert.error_name == error, f"expected {error}, got {revert.reason}"
+        assert revert.selector is not None, f"{revert.reason} is not a custom error"
+        for name, value in args.items():
+            assert revert.error_args[name] == value, f"{error}.{name}: {revert.error_args}"
         assert self.block() == block
+        return revert
 
     def events(self, receipt: TxReceipt, contract: str, event: str) -> list[dict[str, Any]]:
         """Decoded `event`s that `contract` emitted in the transaction, in log order."""

@@ -22,9 +22,13 @@ from e2e.chain.conftest import (
     STATUS_ACTIVE,
     STATUS_MAINTENANCE,
     STATUS_REGISTERED,
+    STATUS_SUSPENDED,
+    TIER_FOUR,
     TOKEN,
     Market,
 )
+from gpu_provider.chain.decoding import decode_revert
+from gpu_provider.devnet.deploy import REGISTRY_ADMIN_ROLE, VERIFIER_ROLE
 
 pytestmark = pytest.mark.e2e
 
@@ -293,7 +297,7 @@ def test_provider_updates_its_registration_and_goes_into_maintenance(market: Mar
     assert (tokens, status, tier, reward) == (
         [market.addresses.test_token],
         STATUS_MAINTENANCE,
-        0,
+        TIER_FOUR,
         provider.address,
     )
 
@@ -301,22 +305,27 @@ def test_provider_updates_its_registration_and_goes_into_maintenance(market: Mar
     market.deposit(market.people.tenant, DEPOSIT)
     order_id = market.create_order(market.people.tenant, MAX_PRICE, BLOCKS)
     market.refused(
-        market.bids.functions.placeBid(order_id, BID_PRICE, 0), provider, "Provider is not active"
+        market.bids.functions.placeBid(order_id, BID_PRICE, 0), provider, "ProviderNotActive"
     )
 
     # Only a registry admin may suspend; the provider cannot lift a suspension itself.
+    suspend = registry.functions.setProviderStatus(provider.address, STATUS_SUSPENDED)
+    stranger = market.people.stranger
     market.refused(
-        registry.functions.setProviderStatus(provider.address, 4),
-        market.people.stranger,
-        "Caller is not the provider or a registry admin",
+        suspend,
+        stranger,
+        "AccessControlUnauthorizedAccount",
+        account=stranger.address,
+        neededRole=REGISTRY_ADMIN_ROLE,
     )
-    market.send(registry.functions.setProviderStatus(provider.address, 4), market.people.deployer)
+    market.send(suspend, market.people.deployer)
     market.refused(
         registry.functions.setProviderStatus(provider.address, STATUS_ACTIVE),
         provider,
-        "Provider is suspended or deactivated",
+        "AccessControlUnauthorizedAccount",
+        account=provider.address,
     )
-    assert registry.functions.getProviderStatus(provider.address).call() == 4
+    assert registry.functions.getProviderStatus(provider.address).call() == STATUS_SUSPENDED
 
 
 def test_gpu_attributes_stay_pending_until_a_verifier_approves_them(market: Market) -> None:
@@ -335,7 +344,8 @@ def test_gpu_attributes_stay_pending_until_a_verifier_approves_them(market: Mark
     market.refused(
         attributes.functions.approveAttributes(provider.address, "GPU"),
         market.people.stranger,
-        "Caller is not a verifier",
+        "AccessControlUnauthorizedAccount",
+        neededRole=VERIFIER_ROLE,
     )
     market.send(
         attributes.functions.approveAttributes(provider.address, "GPU"), market.people.verifier
@@ -345,16 +355,16 @@ def test_gpu_attributes_stay_pending_until_a_verifier_approves_them(market: Mark
     market.refused(
         attributes.functions.submitAttributes("GPU", [51, 51], [1, 1]),
         provider,
-        "Duplicate attribute id",
+        "DuplicateId",
     )
     market.refused(
         attributes.functions.submitAttributes("TPU", [1], [1]),
         provider,
-        "Category must be GPU or CPU",
+        "InvalidCategory",
     )
 
 
-# Misuse: every wrong call is refused with a reason a person can act on.
+# Misuse: every wrong call is refused with Spheron's custom error (see also test_reverts.py).
 
 
 def test_bid_after_the_window_is_refused(market: Market) -> None:
@@ -373,9 +383,9 @@ def test_bid_after_the_window_is_refused(market: Market) -> None:
     assert (receipt["status"], receipt["blockNumber"]) == (0, created_at + BID_WINDOW + 1)
     with pytest.raises(ContractLogicError) as refusal:
         call.call({"from": provider.address}, block_identifier=receipt["blockNumber"])
-    assert refusal.value.message == "execution reverted: Bidding window closed"
+    assert decode_revert(str(refusal.value.data)).error_name == "BiddingClosed"
     assert market.bids.functions.getAllBidsForOrder(order_id).call() == []
-    market.refused(call, provider, "Bidding window closed")
+    market.refused(call, provider, "BiddingClosed")
 
 
 def test_bid_on_the_last_block_of_the_window_is_accepted(market: Market) -> None:
@@ -400,14 +410,14 @@ def test_bids_must_respect_price_registration_and_uniqueness(market: Market) -> 
     market.register_provider(provider)
     order_id = market.create_order(tenant, MAX_PRICE, BLOCKS)
     bid = market.bids.functions.placeBid
-    market.refused(bid(order_id, BID_PRICE, 0), provider, "Provider is not active")
-    market.refused(bid(order_id, BID_PRICE, 0), other, "Provider is not active")
+    market.refused(bid(order_id, BID_PRICE, 0), provider, "ProviderNotActive")
+    market.refused(bid(order_id, BID_PRICE, 0), other, "ProviderNotActive")
     market.activate(provider)
-    market.refused(bid(order_id, MAX_PRICE + 1, 0), provider, "Bid price exceeds max price")
-    market.refused(bid(order_id, BID_PRICE, 7), provider, "Fizz nodes are not supported")
-    market.refused(bid(999, BID_PRICE, 0), provider, "Order not found")
+    market.refused(bid(order_id, MAX_PRICE + 1, 0), provider, "BidPriceExceedsMaxPrice")
+    market.refused(bid(order_id, BID_PRICE, 7), provider, "FizzNodeNotActive")
+    market.refused(bid(999, BID_PRICE, 0), provider, "OrderNotFound")
     market.bid(provider, order_id, BID_PRICE)
-    market.refused(bid(order_id, BID_PRICE, 0), provider, "Provider already bid on this order")
+    market.refused(bid(order_id, BID_PRICE, 0), provider, "ProviderHasActiveBid")
 
 
 def test_only_the_matchmaker_matches_and_only_a_bidder(market: Market) -> None:
@@ -417,40 +427,27 @@ def test_only_the_matchmaker_matches_and_only_a_bidder(market: Market) -> None:
     market.activate(provider)
     order_id = market.create_order(tenant, MAX_PRICE, BLOCKS)
     match = market.bids.functions.matchOrder
-    market.refused(
-        match(order_id, provider.address, BID_PRICE), tenant, "Caller is not the matchmaker"
-    )
-    market.refused(
-        match(order_id, provider.address, BID_PRICE),
-        market.people.matchmaker,
-        "Provider has no bid on this order",
-    )
+    matchmaker = market.people.matchmaker
+    market.refused(match(order_id, provider.address, BID_PRICE), tenant, "UnAuthourized")
+    market.refused(match(order_id, provider.address, BID_PRICE), matchmaker, "ProviderHasNoBid")
     market.bid(provider, order_id, BID_PRICE)
     market.refused(
-        match(order_id, provider.address, BID_PRICE - 1),
-        market.people.matchmaker,
-        "Accepted price is below the provider's bid",
+        match(order_id, provider.address, BID_PRICE - 1), matchmaker, "AcceptedPriceBelowBid"
     )
     market.refused(
-        match(order_id, provider.address, MAX_PRICE + 1),
-        market.people.matchmaker,
-        "Accepted price exceeds max price",
+        match(order_id, provider.address, MAX_PRICE + 1), matchmaker, "BidPriceExceedsMaxPrice"
     )
     market.match(order_id, provider, BID_PRICE)
-    market.refused(
-        match(order_id, provider.address, BID_PRICE), market.people.matchmaker, "Order is not open"
-    )
+    market.refused(match(order_id, provider.address, BID_PRICE), matchmaker, "OrderNotActive")
 
 
 def test_a_stranger_cannot_close_a_lease_and_nobody_closes_it_twice(market: Market) -> None:
     lease_id = _matched_lease(market)
     close = market.leases.functions.closeLease(lease_id)
-    market.refused(
-        close, market.people.stranger, "Only the tenant or the provider can close the lease"
-    )
+    market.refused(close, market.people.stranger, "OnlyTenantOrProvider")
     market.send(close, market.people.tenant)
-    market.refused(close, market.people.provider, "Lease already terminated")
-    market.refused(market.leases.functions.closeLease(999), market.people.tenant, "Lease not found")
+    market.refused(close, market.people.provider, "LeaseAlreadyTerminated")
+    market.refused(market.leases.functions.closeLease(999), market.people.tenant, "LeaseNotFound")
 
 
 def test_earnings_cannot_be_overdrawn_or_taken_by_someone_else(market: Market) -> None:
@@ -461,12 +458,14 @@ def test_earnings_cannot_be_overdrawn_or_taken_by_someone_else(market: Market) -
     _, _, balance = market.earnings_of(provider)
     withdraw = market.protocol.functions.withdrawEarnings
     market.refused(
-        withdraw(provider.address, 0, token, balance + 1), provider, "Insufficient earnings balance"
+        withdraw(provider.address, 0, token, balance + 1),
+        provider,
+        "InsufficientBalance",
+        available=balance,
+        required=balance + 1,
     )
     market.refused(
-        withdraw(provider.address, 0, token, balance),
-        market.people.stranger,
-        "Only the provider or its reward wallet can withdraw",
+        withdraw(provider.address, 0, token, balance), market.people.stranger, "UnauthorizedAccess"
     )
     # The reward wallet may pull the earnings itself.
     market.send(withdraw(provider.address, 0, token, balance), market.people.reward_wallet)
@@ -476,28 +475,24 @@ def test_earnings_cannot_be_overdrawn_or_taken_by_someone_else(market: Market) -
 def test_orders_need_escrow_and_escrow_moves_only_through_the_market(market: Market) -> None:
     tenant, token = market.people.tenant, market.addresses.test_token
     create = market.orders.functions.createOrder
-    market.refused(
-        create(market.order_details(MAX_PRICE, BLOCKS)), tenant, "Insufficient escrow balance"
-    )
+    market.refused(create(market.order_details(MAX_PRICE, BLOCKS)), tenant, "InsufficientBalance")
     market.deposit(tenant, MAX_PRICE * BLOCKS - 1)
-    market.refused(
-        create(market.order_details(MAX_PRICE, BLOCKS)), tenant, "Insufficient escrow balance"
-    )
-    market.refused(
-        create(market.order_details(MAX_PRICE, 0)), tenant, "Number of blocks out of range"
-    )
+    market.refused(create(market.order_details(MAX_PRICE, BLOCKS)), tenant, "InsufficientBalance")
+    market.refused(create(market.order_details(MAX_PRICE, 0)), tenant, "InvalidBlockNumber")
     market.refused(
         market.escrow.functions.lockTokens(tenant.address, token, 1, False),
         market.people.stranger,
-        "Caller is not a marketplace contract",
+        "UnauthorizedAccess",
     )
     market.refused(
         market.escrow.functions.withdraw(token, MAX_PRICE * BLOCKS, market.people.stranger.address),
         tenant,
-        "Operator balances are not supported",
+        "InvalidOperator",
     )
     market.refused(
         market.escrow.functions.withdraw(token, MAX_PRICE * BLOCKS, NO_OPERATOR),
         tenant,
-        "Insufficient unlocked balance",
+        "InsufficientBalance",
+        available=MAX_PRICE * BLOCKS - 1,
+        required=MAX_PRICE * BLOCKS,
     )

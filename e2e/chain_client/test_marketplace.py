@@ -105,7 +105,7 @@ async def test_tenant_orders_reach_the_provider_decoded(
                     contracts.order_request, "createOrder", order(devnet.test_token, FUNDS)
                 ),
             )
-        assert caught.value.reason == "Insufficient escrow balance"
+        assert caught.value.error_name == "InsufficientBalance"
 
         stream = EventStream.from_settings(
             w3,

@@ -13,13 +13,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eth_abi import abi as eth_abi
-from eth_utils.abi import collapse_if_tuple, function_signature_to_4byte_selector
+from eth_utils.abi import collapse_if_tuple
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from gpu_provider.chain.contract_errors import find_error
 
 Abi = Sequence[Mapping[str, Any]]
 """A contract ABI as JSON (a list of entries)."""
@@ -319,11 +321,18 @@ PANIC_CODES: Final = {
 
 @dataclass(frozen=True)
 class Revert:
-    """A decoded revert: a sentence, plus the custom error's name and arguments if any."""
+    """A decoded revert: a reason, plus the error's name and arguments by name if known.
+
+    `selector` (0x + 8 hex digits) is set for a custom error only, `contract` names the
+    contract whose ABI declares it (see `contract_errors.find_error`). `Error(string)` gives
+    `{"message": ...}`, `Panic(uint256)` gives `{"code": ...}`.
+    """
 
     reason: str
     error_name: str | None = None
-    error_args: tuple[Any, ...] = ()
+    error_args: Mapping[str, Any] = field(default_factory=dict)
+    contract: str | None = None
+    selector: str | None = None
 
 
 def _hex_bytes(data: str | bytes | None) -> bytes:
@@ -338,20 +347,13 @@ def _hex_bytes(data: str | bytes | None) -> bytes:
         return b""
 
 
-def error_decoders(abis: Iterable[Abi]) -> dict[bytes, Mapping[str, Any]]:
-    """Custom error ABI entries by 4-byte selector."""
-    found: dict[bytes, Mapping[str, Any]] = {}
-    for abi in abis:
-        for entry in abi:
-            if entry.get("type") != "error":
-                continue
-            types = ",".join(collapse_if_tuple(dict(i)) for i in entry.get("inputs", []))
-            found[function_signature_to_4byte_selector(f"{entry['name']}({types})")] = entry
-    return found
-
-
 def decode_revert(data: str | bytes | None, abis: Iterable[Abi] = ()) -> Revert:
-    """What a revert's return data says: Error(string), Panic(uint256) or a custom error."""
+    """What a revert's return data says: Error(string), Panic(uint256) or a custom error.
+
+    Custom errors are looked up in `abis` (the called contract's first), then among every
+    marketplace contract's errors, so one raised by a contract further down the call is
+    decoded too.
+    """
     raw = _hex_bytes(data)
     if not raw:
         return Revert("no reason given (empty revert data)")
@@ -359,21 +361,25 @@ def decode_revert(data: str | bytes | None, abis: Iterable[Abi] = ()) -> Revert:
     try:
         if selector.hex() == ERROR_SELECTOR:
             (message,) = eth_abi.decode(["string"], body)
-            return Revert(str(message), "Error", (message,))
+            return Revert(str(message), "Error", {"message": message})
         if selector.hex() == PANIC_SELECTOR:
             (code,) = eth_abi.decode(["uint256"], body)
             meaning = PANIC_CODES.get(int(code), "unknown panic code")
-            return Revert(f"panic 0x{int(code):02x}: {meaning}", "Panic", (int(code),))
-        entry = error_decoders(abis).get(selector)
-        if entry is not None:
-            inputs = list(entry.get("inputs", []))
-            values = eth_abi.decode([collapse_if_tuple(dict(i)) for i in inputs], body)
-            shaped = tuple(_normalize(i, v) for i, v in zip(inputs, values, strict=True))
-            shown = ", ".join(
-                f"{i.get('name') or n}={v!r}"
-                for n, (i, v) in enumerate(zip(inputs, shaped, strict=True))
+            return Revert(f"panic 0x{int(code):02x}: {meaning}", "Panic", {"code": int(code)})
+        try:
+            entry, contract = find_error(selector, abis)
+        except KeyError:
+            return Revert(
+                f"unknown custom error 0x{selector.hex()} ({len(body)} bytes of arguments)"
             )
-            return Revert(f"{entry['name']}({shown})", str(entry["name"]), shaped)
+        inputs = list(entry.get("inputs", []))
+        values = eth_abi.decode([collapse_if_tuple(dict(i)) for i in inputs], body)
+        named = {
+            str(i.get("name") or f"arg{n}"): _normalize(i, v)
+            for n, (i, v) in enumerate(zip(inputs, values, strict=True))
+        }
+        shown = ", ".join(f"{k}={v!r}" for k, v in named.items())
+        name = str(entry["name"])
+        return Revert(f"{name}({shown})", name, named, contract, "0x" + selector.hex())
     except Exception:  # malformed revert data must not hide the revert itself
         return Revert(f"undecodable revert data 0x{raw.hex()}")
-    return Revert(f"unknown custom error 0x{selector.hex()} ({len(body)} bytes of arguments)")

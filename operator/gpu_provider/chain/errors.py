@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from web3.exceptions import ProviderConnectionError
@@ -103,7 +104,12 @@ class TransactionTimeout(TransactionError):
 
 
 class TransactionReverted(TransactionError):
-    """The transaction reverted (when estimated, or when mined); `reason` says why."""
+    """The transaction reverted (when estimated, or when mined); `reason` says why.
+
+    `error_name` and `error_args` (by argument name) are set when the revert data could be
+    decoded: `Error` (`{"message"}`), `Panic` (`{"code"}`) or, as `ContractRevert`, a
+    contract's custom error.
+    """
 
     def __init__(
         self,
@@ -111,14 +117,44 @@ class TransactionReverted(TransactionError):
         *,
         tx_hash: str | None = None,
         error_name: str | None = None,
-        error_args: tuple[Any, ...] = (),
+        error_args: Mapping[str, Any] | None = None,
     ) -> None:
         where = f" in {tx_hash}" if tx_hash else " (not sent: gas estimation reverted)"
         super().__init__(f"transaction reverted{where}: {reason}")
         self.reason = reason
         self.tx_hash = tx_hash
         self.error_name = error_name
-        self.error_args = error_args
+        self.error_args: Mapping[str, Any] = dict(error_args or {})
+
+
+class ContractRevert(TransactionReverted):
+    """A revert with one of the contracts' custom errors (Spheron's, e.g. `BiddingClosed()`),
+    decoded by its selector.
+
+    `error_name` is the error's name, `error_args` its arguments by name, `contract` the
+    contract whose ABI declares it, `selector` its 4-byte selector (0x-hex) and `sentence`
+    what it means in words (`gpu_provider.chain.revert_sentences`).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        error_name: str,
+        error_args: Mapping[str, Any],
+        selector: str,
+        sentence: str,
+        contract: str | None = None,
+        tx_hash: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"{reason}: {sentence}", tx_hash=tx_hash, error_name=error_name, error_args=error_args
+        )
+        self.reason = reason
+        self.error_name: str = error_name
+        self.selector = selector
+        self.sentence = sentence
+        self.contract = contract
 
 
 class ContractNotConfigured(ChainError):

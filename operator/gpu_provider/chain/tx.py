@@ -54,7 +54,7 @@ from gpu_provider.chain.jsonrpc import Rpc
 from gpu_provider.chain.keylocks import KeyedLocks
 from gpu_provider.chain.nodeanswers import SendAnswer
 from gpu_provider.chain.nonces import NonceAllocator
-from gpu_provider.chain.receipts import replay_revert, result_of
+from gpu_provider.chain.receipts import replay_revert, result_of, revert_error
 from gpu_provider.chain.sender import Sender
 from gpu_provider.chain.txtypes import TxRequest, TxResult, TxTimings
 from gpu_provider.chain.wallet import Wallet
@@ -324,12 +324,7 @@ class TxManager:
             status=IntentStatus.REVERTED, tx_hash=tx_hash, block_number=number, error=revert.reason
         )
         await self._store.put(intent)
-        raise TransactionReverted(
-            revert.reason,
-            tx_hash=tx_hash,
-            error_name=revert.error_name,
-            error_args=revert.error_args,
-        )
+        raise revert_error(revert, tx_hash)
 
     async def _replace(self, intent: TxIntent) -> TxIntent:
         """Same nonce, fees raised: recovers dropped and underpriced transactions."""
