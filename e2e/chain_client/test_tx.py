@@ -14,6 +14,7 @@ from eth_account import Account
 from web3 import AsyncWeb3
 
 from e2e.chain_client.conftest import CHAIN_ID, Devchain, dev_address, dev_key, eventually
+from gpu_provider.api.v1alpha1.providernode import PendingTx
 from gpu_provider.chain.artifacts import load_artifact
 from gpu_provider.chain.contracts import bind
 from gpu_provider.chain.errors import (
@@ -32,6 +33,7 @@ from gpu_provider.chain.intents import (
 )
 from gpu_provider.chain.jsonrpc import Rpc
 from gpu_provider.chain.rpc import FailoverProvider
+from gpu_provider.chain.statusstore import StatusIntentStore
 from gpu_provider.chain.tx import TxManager, TxRequest, TxTimings
 from gpu_provider.chain.wallet import Wallet
 
@@ -172,6 +174,32 @@ async def test_crash_between_journal_and_broadcast_is_finished_on_restart(
     result = results["register"]
     assert not isinstance(result, Exception)
     assert result.tx_hash == recorded.attempts[0].tx_hash
+    assert await devchain.nonce(dev_address(SIGNER)) == 1
+
+
+async def test_restart_from_provider_node_status_sends_the_journaled_transaction(
+    devchain: Devchain, provider: FailoverProvider
+) -> None:
+    apiserver: list[dict[str, Any]] = []  # status.pendingTxs as the apiserver holds it
+
+    async def patch_then_die(records: list[PendingTx]) -> None:
+        apiserver[:] = [r.to_wire() for r in records]
+        raise CrashAfterRecording.Crash  # the patch landed; the pod died before the send
+
+    async def patch(records: list[PendingTx]) -> None:
+        apiserver[:] = [r.to_wire() for r in records]
+
+    with pytest.raises(CrashAfterRecording.Crash):
+        await manager(provider, StatusIntentStore(patch_then_die)).send("register", pay())
+    assert await devchain.nonce(dev_address(SIGNER), "pending") == 0
+
+    journaled = [PendingTx.model_validate(r) for r in apiserver]
+    restarted = manager(provider, StatusIntentStore(patch, journaled))
+    result = (await restarted.recover())["register"]
+
+    assert not isinstance(result, Exception)
+    assert result.tx_hash == journaled[0].attempts[0].tx_hash
+    assert apiserver[0]["status"] == "Mined"
     assert await devchain.nonce(dev_address(SIGNER)) == 1
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from e2e.chain_client.conftest import CHAIN_ID, Devchain, RpcProxy, dev_address, dev_key, eventually
-from gpu_provider.chain.errors import TransactionTimeout
+from gpu_provider.chain.errors import TransactionError, TransactionTimeout
 from gpu_provider.chain.fees import GWEI, FeePolicy
 from gpu_provider.chain.intents import InMemoryIntentStore, IntentStatus, TxIntent
 from gpu_provider.chain.jsonrpc import Rpc
@@ -239,3 +239,59 @@ async def test_attempts_per_intent_are_limited(devchain: Devchain, proxy: RpcPro
     assert intent is not None
     assert len(intent.attempts) == 3
     assert "attempts" in (intent.error or "")
+
+
+class CrashAfterJournal(InMemoryIntentStore):
+    """The process dies right after the intent is journaled, before the broadcast."""
+
+    class Crash(Exception):
+        pass
+
+    crash = True
+
+    async def put(self, intent: TxIntent) -> None:
+        await super().put(intent)
+        if self.crash and intent.status is IntentStatus.SIGNED:
+            raise self.Crash
+
+
+async def test_a_journaled_transaction_no_node_takes_is_failed_and_its_nonce_freed(
+    devchain: Devchain, proxy: RpcProxy
+) -> None:
+    def refuse_payments_to_bob(request: dict[str, Any]) -> Any:
+        if (
+            request["method"] == "eth_sendRawTransaction"
+            and BOB[2:].lower() in request["params"][0]
+        ):
+            return reply(request, error="insufficient funds for gas * price + value")
+        return None
+
+    store = CrashAfterJournal()
+    timings = TxTimings(poll_interval=0.05, replace_after=0.3, receipt_timeout=5, confirmations=0)
+    async with through(proxy) as provider:
+        with pytest.raises(CrashAfterJournal.Crash):
+            await manager(provider, store, timings=timings).send("doomed", pay())
+        store.crash = False
+        proxy.fault = refuse_payments_to_bob
+
+        restarted = manager(provider, store, timings=timings)
+        results = await restarted.recover()
+
+        assert isinstance(results["doomed"], TransactionError)
+        doomed = await store.get("doomed")
+        assert doomed is not None
+        assert doomed.status is IntentStatus.FAILED
+        assert "insufficient funds" in (doomed.error or "")
+
+        async def nonce_used() -> bool:
+            return await devchain.nonce(dev_address(SIGNER)) == 1
+
+        await eventually(nonce_used)
+        proxy.fault = None
+        later = await restarted.send("later", pay())
+
+    assert later.nonce == 1
+    block = await devchain.call("eth_getBlockByNumber", "0x2", True)
+    freed = block["transactions"][0]
+    assert (int(freed["nonce"], 16), int(freed["value"], 16)) == (0, 0)
+    assert freed["to"].lower() == dev_address(SIGNER).lower()
