@@ -9,6 +9,18 @@ from typing import Annotated, Final
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
+from gpu_provider.api.manifest import (
+    ENV_NAME_PATTERN,
+    MAX_ARGS,
+    MAX_COMMAND,
+    MAX_ENV,
+    MAX_EXPOSE,
+    MAX_MOUNTS,
+    MAX_SERVICES,
+    SERVICE_NAME_PATTERN,
+    Manifest,
+)
+from gpu_provider.api.manifest import Service as SdkService
 from gpu_provider.api.v1alpha1.common import Condition, WireModel, cel, list_map, validations
 from gpu_provider.api.validators import DnsSubdomainName, EvmAddress
 
@@ -17,7 +29,7 @@ GPU_LEASE_PLURAL: Final = "gpuleases"
 
 # uint256 as a decimal string: at most 78 digits, no leading zeros.
 UINT256_PATTERN: Final = r"^(0|[1-9][0-9]{0,77})$"
-_SERVICE_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+_SERVICE_NAME_PATTERN: Final = SERVICE_NAME_PATTERN
 GpuModelName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", max_length=32)
 ]
@@ -114,7 +126,7 @@ class ExposedPort(WireModel):
 
 
 class EnvVar(WireModel):
-    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)
+    name: str = Field(pattern=ENV_NAME_PATTERN, max_length=256)
     value: str = Field(default="", max_length=32768)
 
 
@@ -127,24 +139,62 @@ class VolumeMount(WireModel):
 class ManifestService(WireModel):
     name: str = Field(pattern=_SERVICE_NAME_PATTERN, max_length=63)
     image: str = Field(min_length=1, max_length=512)
-    command: list[str] = Field(default_factory=list, max_length=64)
-    args: list[str] = Field(default_factory=list, max_length=256)
-    env: list[EnvVar] = Field(default_factory=list, max_length=256)
-    expose: list[ExposedPort] = Field(default_factory=list, max_length=32)
-    mounts: list[VolumeMount] = Field(default_factory=list, max_length=16)
+    command: list[str] = Field(default_factory=list, max_length=MAX_COMMAND)
+    args: list[str] = Field(default_factory=list, max_length=MAX_ARGS)
+    env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV)
+    expose: list[ExposedPort] = Field(default_factory=list, max_length=MAX_EXPOSE)
+    mounts: list[VolumeMount] = Field(default_factory=list, max_length=MAX_MOUNTS)
     image_pull_secret: DnsSubdomainName | None = Field(
         default=None, description="Secret in the lease namespace made from the tenant's credentials"
     )
 
 
+# The upload itself is parsed by `gpu_provider.api.manifest`, the one manifest model;
+# `LeaseManifest.from_sdk` keeps the part the workload needs, in Kubernetes' terms.
 class LeaseManifest(WireModel):
-    """What to run, as the tenant uploaded it to the gateway (credentials never stored here)."""
+    """What to run, from the tenant's uploaded manifest (credentials are never stored here)."""
 
     services: list[ManifestService] = Field(
-        min_length=1, max_length=32, json_schema_extra=list_map("name")
+        min_length=1, max_length=MAX_SERVICES, json_schema_extra=list_map("name")
     )
     received_at: datetime | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @classmethod
+    def from_sdk(
+        cls, manifest: Manifest, *, received_at: datetime | None = None, sha256: str | None = None
+    ) -> LeaseManifest:
+        """The lease's view of an uploaded manifest (all groups' services, one list)."""
+        return cls(
+            services=[_lease_service(service) for service in manifest.services()],
+            received_at=received_at,
+            sha256=sha256,
+        )
+
+
+def _lease_service(service: SdkService) -> ManifestService:
+    mounts = [] if service.params is None else service.params.storage
+    return ManifestService(
+        name=service.name,
+        image=service.image,
+        command=list(service.command),
+        args=list(service.args),
+        env=[EnvVar(name=name, value=value) for name, value in service.env_pairs()],
+        expose=[
+            ExposedPort(
+                port=port.port,
+                external_port=port.external_port or None,
+                proto=port.proto,
+                global_=port.global_,
+                hosts=list(port.hosts),
+            )
+            for port in service.expose
+        ],
+        mounts=[
+            VolumeMount(volume=mount.name, path=mount.mount, read_only=mount.read_only)
+            for mount in mounts
+        ],
+    )
 
 
 class GpuLeaseSpec(WireModel):
