@@ -23,12 +23,13 @@ from e2e.chain.conftest import (
 )
 from gpu_provider.chain.artifacts import load_artifact
 from gpu_provider.chain.contract_errors import marketplace_errors
-from gpu_provider.chain.contracts import bind
+from gpu_provider.chain.contracts import Contracts, bind
 from gpu_provider.chain.errors import ContractRevert, TransactionReverted
 from gpu_provider.chain.intents import InMemoryIntentStore
 from gpu_provider.chain.revert_sentences import sentence_for
 from gpu_provider.chain.tx import TxManager, TxRequest, TxTimings
 from gpu_provider.chain.wallet import Wallet
+from gpu_provider.config import ContractAddresses
 from gpu_provider.devnet.anvil import Anvil
 from gpu_provider.devnet.deploy import REGISTRY_ADMIN_ROLE
 
@@ -373,3 +374,45 @@ async def test_the_tx_manager_raises_the_decoded_error_before_and_after_mining(
 def test_every_error_the_tests_expect_is_declared_by_a_contract() -> None:
     names = {spec.name for spec in marketplace_errors().values()}
     assert {"BiddingClosed", "ProviderHasActiveBid", "InsufficientBalance"} <= names
+
+
+async def test_a_registry_admin_sets_a_provider_tier_through_the_chain_client(
+    market: Market, async_w3: AsyncWeb3[AsyncHTTPProvider]
+) -> None:
+    provider, deployer, stranger = (
+        market.people.provider,
+        market.people.deployer,
+        market.people.stranger,
+    )
+    market.register_provider(provider)
+    addresses = market.addresses
+    contracts = Contracts(
+        async_w3,
+        ContractAddresses(
+            token_registry=addresses.token_registry,
+            escrow_user=addresses.escrow_user,
+            escrow_protocol=addresses.escrow_protocol,
+            provider_registry=addresses.provider_registry,
+            provider_attribute_registry=addresses.provider_attribute_registry,
+            order_request=addresses.order_request,
+            bid=addresses.bid,
+            compute_lease=addresses.compute_lease,
+        ),
+    )
+
+    with pytest.raises(ContractRevert) as refused:
+        await _manager(async_w3, stranger).send(
+            "tier", contracts.update_provider_tier(provider.address, 1)
+        )
+    assert refused.value.error_name == "AccessControlUnauthorizedAccount"
+    assert refused.value.error_args["account"] == stranger.address
+    assert refused.value.sentence.endswith("lacks the role REGISTRY_ADMIN_ROLE")
+
+    admin = _manager(async_w3, deployer)
+    await admin.send("tier", contracts.update_provider_tier(provider.address, 1))
+    await admin.send("default-tier", contracts.set_default_tier(6))
+    market.register_provider(market.people.other_provider)
+
+    tier = market.providers.functions.getProviderTrustTier
+    assert tier(provider.address).call() == 0
+    assert tier(market.people.other_provider.address).call() == 5

@@ -18,6 +18,7 @@ from web3.contract import AsyncContract
 from gpu_provider.chain.decoding import Abi
 from gpu_provider.chain.errors import ContractNotConfigured
 from gpu_provider.chain.records import EventSource, Predicate
+from gpu_provider.chain.txtypes import TxRequest
 from gpu_provider.config import ContractAddresses
 
 ContractName = Literal[
@@ -45,6 +46,16 @@ SETTINGS_FIELD: Final[Mapping[ContractName, str]] = {
 
 ERC20_ARTIFACT: Final = "TestToken"
 """The ERC-20 artifact whose ABI binds payment tokens."""
+
+TRUST_TIERS: Final = range(1, 8)
+"""Trust tiers 1 (most trusted) .. 7; on chain a tier is its enum index, tier - 1."""
+
+
+def tier_index(tier: int) -> int:
+    """The on-chain enum value of trust tier `tier` (1..7): `tier - 1`."""
+    if tier not in TRUST_TIERS:
+        raise ValueError(f"a trust tier is 1..7, not {tier}")
+    return tier - 1
 
 
 def load_abi(name: str) -> list[dict[str, Any]]:
@@ -95,6 +106,22 @@ class Contracts:
     ) -> EventSource:
         """What `EventStream` needs to follow `events` of contract `name`."""
         return EventSource(self.address(name), load_abi(name), events, where or {})
+
+    def update_provider_tier(self, provider: str, tier: int) -> TxRequest:
+        """`ProviderRegistry.updateProviderTier`: move a registered provider to trust tier
+        `tier` (1..7). Only a registry admin may send it (`AccessControlUnauthorizedAccount`
+        otherwise)."""
+        return TxRequest.call(
+            self.provider_registry,
+            "updateProviderTier",
+            to_checksum_address(provider),
+            tier_index(tier),
+        )
+
+    def set_default_tier(self, tier: int) -> TxRequest:
+        """`ProviderRegistry.setDefaultTier` (devnet only): the tier (1..7) that providers
+        registering from now on start in. Only a registry admin may send it."""
+        return TxRequest.call(self.provider_registry, "setDefaultTier", tier_index(tier))
 
     def error_abis(self) -> list[Abi]:
         """ABIs of every configured contract, for decoding custom errors in reverts."""
