@@ -2,10 +2,13 @@
 
 The chain, accounts and per-test snapshots come from `e2e/chain/conftest.py` (one block per
 transaction, so each test decides when bid windows close). `devnet` is the same deployment as
-the tools see it: a `DevnetState` whose roles are that fixture's people, and a client on it.
+the tools see it: a `DevnetState` whose roles are that fixture's people, and a `DevnetChain`
+(the operator's chain client) on it.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,8 +23,8 @@ from e2e.chain.conftest import (  # noqa: F401 - fixtures shared with the contra
 )
 from gpu_provider.devnet.accounts import Role
 from gpu_provider.devnet.anvil import DEFAULT_MNEMONIC, Anvil
-from gpu_provider.devnet.client import DevnetClient, connect
 from gpu_provider.devnet.deploy import DevnetContracts
+from gpu_provider.devnet.session import DevnetChain, open_devnet
 from gpu_provider.devnet.state import DevnetAccount, DevnetState
 from gpu_provider.devnet.up import build_state
 
@@ -65,6 +68,7 @@ def devnet_state(chain: Anvil, deployed: DevnetContracts, people: People) -> Dev
 
 
 @pytest.fixture
-def devnet(market: Market, devnet_state: DevnetState) -> DevnetClient:  # noqa: F811
-    """A client on the snapshot the `market` fixture reverts after the test."""
-    return connect(devnet_state)
+async def devnet(market: Market, devnet_state: DevnetState) -> AsyncIterator[DevnetChain]:  # noqa: F811
+    """The devnet on the snapshot the `market` fixture reverts after the test."""
+    async with await open_devnet(devnet_state) as session:
+        yield session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
@@ -11,11 +12,13 @@ from typing import Any
 import yaml
 
 from e2e.harness.stack import KUBECONFIG, apply_objects, kubectl
+from gpu_provider.chain.contracts import load_abi
+from gpu_provider.chain.events import Checkpoint, EventSource, EventStream
 from gpu_provider.devnet.accounts import Role
-from gpu_provider.devnet.client import connect
-from gpu_provider.devnet.orderfile import parse_order_yaml
+from gpu_provider.devnet.orderfile import TenantOrder, parse_order_yaml
+from gpu_provider.devnet.session import DevnetChain, open_devnet
 from gpu_provider.devnet.state import DevnetState
-from gpu_provider.devnet.tenant import Tenant
+from gpu_provider.devnet.tenant import PlacedOrder, Tenant
 from gpu_provider.market import decode, default_catalog
 from gpu_provider.market.pricing import PriceTable, quote_order
 
@@ -136,35 +139,68 @@ def run_demo(block_time: float) -> int:
         print("UNEXPECTED: the malformed ProviderNode was accepted")
         return 1
 
-    client = connect(state)
-    contracts = "\n".join(f"  {name:<26} {address}" for name, address in state.contracts.items())
-    say(
-        f"6. The marketplace on anvil {state.rpc_url} (chain id {state.chain_id}, "
-        f"head block {client.head()})",
-        contracts,
-    )
-
-    say("7. A tenant deposits and places an order (manifests/examples/order.yaml)")
-    tenant = Tenant(client=client, account=state.signer(Role.TENANT))
     with open("manifests/examples/order.yaml") as handle:
         order = parse_order_yaml(handle.read(), "manifests/examples/order.yaml")
-    balances = tenant.deposit(Decimal(10))
-    placed = tenant.create_order(order)
-    print(
-        f"order {placed.order_id} in block {placed.block}: {placed.terms.num_blocks} blocks at "
-        f"most {tenant.amount(placed.terms.max_price_per_block)} per block; escrow locked "
-        f"{tenant.amount(tenant.balances().locked)} of {tenant.amount(balances.unlocked)}"
-    )
-    print(f"on-chain spec: {placed.spec}")
+    tenant, placed, spec = asyncio.run(_marketplace(state, order))
+    _price(state, provider, tenant, spec, placed.terms)
 
-    say("8. The provider decodes the order from the chain and prices it with its ProviderNode")
-    events = (
-        client.contract("OrderRequest")
-        .events.OrderCreated()
-        .get_logs(from_block=placed.block, to_block=placed.block)
+    say(
+        f"Done in {time.monotonic() - started:.0f} s. The stack keeps running:",
+        f"  export KUBECONFIG={KUBECONFIG}\n"
+        "  .local/bin/kubectl get pn,gl\n"
+        "  .venv/bin/gpu-provider devnet tenant lease <id>    # the devnet CLI (docs/devnet.md)\n"
+        "  make demo-down        # stop the cluster and anvil",
     )
-    created = next(e for e in events if int(e["args"]["orderId"]) == placed.order_id)
-    spec = decode(str(created["args"]["specs"]))
+    return 0
+
+
+async def _marketplace(state: DevnetState, order: TenantOrder) -> tuple[Tenant, PlacedOrder, Any]:
+    async with await open_devnet(state) as chain:
+        contracts = "\n".join(
+            f"  {name:<26} {address}" for name, address in state.contracts.items()
+        )
+        say(
+            f"6. The marketplace on anvil {state.rpc_url} (chain id {state.chain_id}, "
+            f"head block {await chain.head()})",
+            contracts,
+        )
+
+        say("7. A tenant deposits and places an order (manifests/examples/order.yaml)")
+        tenant = Tenant(chain=chain, account=state.signer(Role.TENANT))
+        balances = await tenant.deposit(Decimal(10))
+        placed = await tenant.create_order(order)
+        locked = (await tenant.balances()).locked
+        print(
+            f"order {placed.order_id} in block {placed.block}: {placed.terms.num_blocks} blocks "
+            f"at most {tenant.amount(placed.terms.max_price_per_block)} per block; escrow "
+            f"locked {tenant.amount(locked)} of {tenant.amount(balances.unlocked)}"
+        )
+        print(f"on-chain spec: {placed.spec}")
+
+        say("8. The provider decodes the order from the chain and prices it with its ProviderNode")
+        created = await _order_created(chain, placed.block, placed.order_id)
+        return tenant, placed, decode(str(created["specs"]))
+
+
+async def _order_created(chain: DevnetChain, block: int, order_id: int) -> dict[str, Any]:
+    """The order's OrderCreated event, read with the operator's event stream."""
+    source = EventSource(
+        chain.state.address("OrderRequest"), load_abi("OrderRequest"), ["OrderCreated"]
+    )
+    stream = EventStream(chain.w3, [source], Checkpoint.start_at(block), confirmations=0)
+    try:
+        async for delivery in stream:
+            event = delivery.event
+            if event is not None and int(event.args["orderId"]) == order_id:
+                return event.args
+    finally:
+        await stream.aclose()
+    raise AssertionError("the event stream ended")  # pragma: no cover - it never ends
+
+
+def _price(
+    state: DevnetState, provider: dict[str, Any], tenant: Tenant, spec: Any, terms: Any
+) -> None:
     offered = _cluster_models()
     for need in spec.gpu_needs():
         wanted = ", ".join(m.model for m in need.models) or "any"
@@ -177,20 +213,10 @@ def run_demo(block_time: float) -> int:
     region = spec.placement.region or "any"
     print(f"order region: {region}; this provider: {provider['spec']['region']}")
     if usable:
-        terms = state.token_terms()
-        quote = quote_order(spec, _price_table(provider), terms, gpu_models=usable[0])
+        quote = quote_order(spec, _price_table(provider), state.token_terms(), gpu_models=usable[0])
         print(
             f"at this provider's prices on {usable[0]}: {quote.usd_per_hour} USD/hour = "
             f"{tenant.amount(quote.price_per_block)} per block "
-            f"(tenant's max {tenant.amount(placed.terms.max_price_per_block)})"
+            f"(tenant's max {tenant.amount(terms.max_price_per_block)})"
         )
     print("(bidding on it is the operator's job: it lands with the ProviderNode controller)")
-
-    say(
-        f"Done in {time.monotonic() - started:.0f} s. The stack keeps running:",
-        f"  export KUBECONFIG={KUBECONFIG}\n"
-        "  .local/bin/kubectl get pn,gl\n"
-        "  .venv/bin/gpu-provider devnet tenant lease <id>    # the devnet CLI (docs/devnet.md)\n"
-        "  make demo-down        # stop the cluster and anvil",
-    )
-    return 0

@@ -24,6 +24,8 @@ COMMANDS = [
     ["devnet", "tenant", "lease"],
     ["devnet", "tenant", "send-manifest"],
     ["devnet", "tenant", "close"],
+    ["devnet", "provider"],
+    ["devnet", "provider", "set-tier"],
 ]
 
 
@@ -39,7 +41,7 @@ def test_every_devnet_command_teaches_with_an_example(argv: list[str]) -> None:
 
 def test_the_devnet_group_lists_its_commands() -> None:
     result = CliRunner().invoke(main, ["devnet", "--help"])
-    for command in ("up", "down", "matchmaker", "tenant"):
+    for command in ("up", "down", "matchmaker", "tenant", "provider"):
         assert f"  {command} " in result.output
 
 
@@ -54,6 +56,7 @@ def test_the_devnet_group_lists_its_commands() -> None:
         ["tenant", "wait-lease", "1"],
         ["tenant", "order", str(EXAMPLES / "order.yaml")],
         ["tenant", "send-manifest", "1", str(EXAMPLES / "manifest.yaml")],
+        ["provider", "set-tier", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "4"],
     ],
     ids=" ".join,
 )
@@ -84,3 +87,36 @@ def test_down_with_nothing_running_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["devnet", "down", "--state-file", str(tmp_path / "d.json")])
     assert result.exit_code == 0
     assert "no devnet was running" in result.output
+
+
+def test_the_eager_matchmaker_says_why_waiting_for_the_window_is_the_default() -> None:
+    result = CliRunner().invoke(main, ["devnet", "matchmaker", "--help"])
+    help_text = " ".join(result.output.split())
+    assert "OrderMatched only after createOrder's receipt (4-8 s later)" in help_text
+    assert "missed" in help_text
+
+
+def test_up_starts_new_providers_in_a_configurable_tier() -> None:
+    result = CliRunner().invoke(main, ["devnet", "up", "--help"])
+    help_text = " ".join(result.output.split())
+    assert "--provider-tier" in help_text
+    assert "[default: 4; 1<=x<=7]" in help_text
+    refused = CliRunner().invoke(main, ["devnet", "up", "--provider-tier", "8"])
+    assert refused.exit_code == 2
+
+
+@pytest.mark.parametrize("tier", ["0", "8", "gold"])
+def test_set_tier_takes_a_tier_from_1_to_7(tier: str) -> None:
+    result = CliRunner().invoke(
+        main, ["devnet", "provider", "set-tier", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", tier]
+    )
+    assert result.exit_code == 2
+    assert "TIER" in result.output
+
+
+def test_send_manifest_reads_the_provider_from_the_chain_and_puts() -> None:
+    result = CliRunner().invoke(main, ["devnet", "tenant", "send-manifest", "--help"])
+    help_text = " ".join(result.output.split())
+    assert "https://<hostUri>:8443/deployment/<leaseId>/manifest" in help_text
+    assert "PUTs" in help_text
+    assert "--provider-url" not in help_text

@@ -1,33 +1,38 @@
 """Deploy the devnet marketplace contracts, wire them together, list the test token.
 
-`deploy_devnet` sends every transaction from one local account with nonces it assigns
-itself, in two batches: first all ten contract creations (their addresses are known in
+`deploy_marketplace` sends every transaction from the deployer through the chain layer's
+`TxManager`, in two batches: first all ten contract creations (their addresses are known in
 advance from the nonces, so constructors can point at contracts not yet mined), then the
 wiring, role grants, token listing and mints. On a chain that mines a block every few
-seconds this takes two blocks instead of twenty-odd.
+seconds this takes two blocks instead of twenty-odd. `deploy_devnet` is the same for callers
+holding a synchronous `Web3` (the contract tests' fixtures).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Final, Protocol
+from typing import Annotated, Any, Final
 
+from eth_abi import abi as eth_abi
 from eth_account.signers.local import LocalAccount
-from eth_typing import ChecksumAddress, HexAddress, HexStr
+from eth_typing import ChecksumAddress
+from eth_utils.abi import collapse_if_tuple
 from hexbytes import HexBytes
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from web3 import Web3
-from web3.contract import Contract
-from web3.types import Nonce, TxParams, TxReceipt
-from web3.utils import get_create_address
+from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
 
 from gpu_provider.chain.artifacts import CONTRACT_NAMES, load_artifact
+from gpu_provider.chain.contracts import bind
+from gpu_provider.chain.tx import TxManager, TxRequest, TxTimings
+from gpu_provider.chain.wallet import Wallet
+from gpu_provider.devnet.batch import BatchError, BatchSender, JournalWatch
+from gpu_provider.devnet.blocking import run_blocking
 
 __all__ = [
     "DEFAULT_BID_WINDOW_BLOCKS",
     "DEFAULT_MAX_ORDER_BLOCKS",
     "DEFAULT_MIN_ORDER_BLOCKS",
+    "DEFAULT_PROVIDER_TIER",
     "MATCHMAKER_ROLE",
     "MAX_PROTOCOL_FEE_BPS",
     "REGISTRY_ADMIN_ROLE",
@@ -36,6 +41,7 @@ __all__ = [
     "DevnetContracts",
     "TestTokenConfig",
     "deploy_devnet",
+    "deploy_marketplace",
 ]
 
 # Role ids, as the contracts compute them (keccak256 of the name, like OpenZeppelin).
@@ -49,16 +55,19 @@ DEFAULT_BID_WINDOW_BLOCKS: Final = 10
 DEFAULT_MIN_ORDER_BLOCKS: Final = 1
 # 30 days of 2-second blocks.
 DEFAULT_MAX_ORDER_BLOCKS: Final = 30 * 24 * 1800
+# Tier 4, the first `community` tier: Spheron's SDK orders community tiers by default.
+DEFAULT_PROVIDER_TIER: Final = 4
 # EscrowProtocol.MAX_PROTOCOL_FEE_PERCENTAGE, in basis points.
 MAX_PROTOCOL_FEE_BPS: Final = 1_000
 
-# Estimates are exact for these deterministic calls; the margin covers a state change between
-# estimate and inclusion (another sender touching the same slot) at no cost on a devnet.
-_GAS_MARGIN: Final = 1.25
+# anvil is local and never reorganises: poll receipts often, wait for no confirmations.
+_DEFAULT_TIMINGS: Final = TxTimings(
+    poll_interval=0.1, replace_after=30.0, receipt_timeout=120.0, confirmations=0
+)
 
 
-class DeployError(RuntimeError):
-    """A deployment transaction failed or could not be sent."""
+DeployError = BatchError
+"""A deployment transaction failed or could not be sent."""
 
 
 def _checksummed(value: str) -> ChecksumAddress:
@@ -133,62 +142,27 @@ class DevnetContracts(BaseModel):
         }
 
 
-class _Transactable(Protocol):
-    """A contract call or creation that web3 can turn into a transaction."""
-
-    def build_transaction(self, transaction: TxParams | None = None) -> TxParams: ...
-
-
-@dataclass
-class _Sender:
-    """Signs and sends from one account, assigning nonces itself."""
-
-    w3: Web3
-    account: LocalAccount
-    nonce: int
-    timeout: float
-
-    def next_create_address(self, offset: int) -> ChecksumAddress:
-        return get_create_address(
-            HexAddress(HexStr(self.account.address)), Nonce(self.nonce + offset)
-        )
-
-    def send_batch(self, steps: Sequence[tuple[str, _Transactable]]) -> list[TxReceipt]:
-        """Send every step (none may depend on another's effects), then wait for all."""
-        sent: list[tuple[str, HexBytes]] = []
-        for label, step in steps:
-            try:
-                tx = step.build_transaction(
-                    {"from": self.account.address, "nonce": Nonce(self.nonce)}
-                )
-            except Exception as error:  # web3 raises many types; all mean "cannot deploy"
-                raise DeployError(f"{label}: cannot build the transaction: {error}") from error
-            tx["gas"] = int(tx["gas"] * _GAS_MARGIN)
-            # TxParams is a TypedDict; eth-account types its argument as a plain dict.
-            signed = self.account.sign_transaction(dict(tx))  # type: ignore[arg-type]
-            sent.append((label, self.w3.eth.send_raw_transaction(signed.raw_transaction)))
-            self.nonce += 1
-        receipts: list[TxReceipt] = []
-        for label, tx_hash in sent:
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
-            if receipt["status"] != 1:
-                raise DeployError(f"{label}: transaction {tx_hash.to_0x_hex()} reverted")
-            receipts.append(receipt)
-        return receipts
+def _constructor_inputs(name: str) -> list[dict[str, Any]]:
+    abi = load_artifact(name).abi
+    return next((list(e["inputs"]) for e in abi if e.get("type") == "constructor"), [])
 
 
-def _at(w3: Web3, name: str, address: ChecksumAddress) -> Contract:
-    return w3.eth.contract(address=address, abi=load_artifact(name).abi)
+def _starting_tier_arg(tier: int) -> tuple[int, ...]:
+    """ProviderRegistry's starting tier (enum value tier - 1), when its constructor takes one."""
+    return (tier - 1,) if len(_constructor_inputs("ProviderRegistry")) > 2 else ()
 
 
-def _factory(w3: Web3, name: str) -> type[Contract]:
+def _creation(name: str, args: Sequence[Any]) -> TxRequest:
+    """A contract creation: the bytecode followed by the ABI-encoded constructor arguments."""
     artifact = load_artifact(name)
-    return w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    types = [collapse_if_tuple(dict(i)) for i in _constructor_inputs(name)]
+    encoded = eth_abi.encode(types, list(args))
+    return TxRequest(to=None, data=artifact.bytecode + encoded.hex(), abi=artifact.abi)
 
 
-def deploy_devnet(
-    w3: Web3,
-    deployer: LocalAccount,
+async def deploy_marketplace(
+    w3: AsyncWeb3[Any],
+    deployer: Wallet,
     *,
     matchmaker: str | None = None,
     verifier: str | None = None,
@@ -200,7 +174,8 @@ def deploy_devnet(
     min_order_blocks: int = DEFAULT_MIN_ORDER_BLOCKS,
     max_order_blocks: int = DEFAULT_MAX_ORDER_BLOCKS,
     protocol_fee_bps: int = 0,
-    receipt_timeout: float = 120.0,
+    provider_tier: int = DEFAULT_PROVIDER_TIER,
+    timings: TxTimings | None = None,
 ) -> DevnetContracts:
     """Deploy and wire the marketplace; return every address.
 
@@ -213,6 +188,8 @@ def deploy_devnet(
         raise ValueError("need 1 <= min_order_blocks <= max_order_blocks")
     if bid_window_blocks < 1:
         raise ValueError("bid_window_blocks must be at least 1")
+    if not 1 <= provider_tier <= 7:
+        raise ValueError("provider_tier must be a trust tier within 1..7")
     if not 0 <= protocol_fee_bps <= MAX_PROTOCOL_FEE_BPS:
         raise ValueError(f"protocol_fee_bps must be within 0..{MAX_PROTOCOL_FEE_BPS}")
     admin = deployer.address
@@ -222,11 +199,13 @@ def deploy_devnet(
         "registry_admin": _checksummed(registry_admin or admin),
         "treasury": _checksummed(treasury or admin),
     }
-    sender = _Sender(
-        w3=w3,
-        account=deployer,
-        nonce=w3.eth.get_transaction_count(admin, "pending"),
-        timeout=receipt_timeout,
+    chain_id = int(await w3.eth.chain_id)
+    store = JournalWatch()
+    manager = TxManager(w3, deployer, store, chain_id=chain_id, timings=timings or _DEFAULT_TIMINGS)
+    sender = BatchSender(
+        manager=manager,
+        store=store,
+        nonce=int(await w3.eth.get_transaction_count(_checksummed(admin), "pending")),
     )
     # CREATE addresses follow from the deployer's nonces: index i in CONTRACT_NAMES is
     # created with nonce + i.
@@ -236,7 +215,11 @@ def deploy_devnet(
         "TestToken": (token.name, token.symbol, token.decimals, 0),
         "TokenRegistry": (at["AccessControlManager"],),
         "EscrowUser": (at["TokenRegistry"], at["AccessControlManager"]),
-        "ProviderRegistry": (at["TokenRegistry"], at["AccessControlManager"]),
+        "ProviderRegistry": (
+            at["TokenRegistry"],
+            at["AccessControlManager"],
+            *_starting_tier_arg(provider_tier),
+        ),
         "ProviderAttributeRegistry": (at["ProviderRegistry"], at["AccessControlManager"]),
         "EscrowProtocol": (
             at["ProviderRegistry"],
@@ -266,65 +249,66 @@ def deploy_devnet(
             bid_window_blocks,
         ),
     }
-    created = sender.send_batch(
-        [
-            (f"deploy {name}", _factory(w3, name).constructor(*constructor_args[name]))
-            for name in CONTRACT_NAMES
-        ]
+    created = await sender.send_batch(
+        [(f"create:{name}", _creation(name, constructor_args[name])) for name in CONTRACT_NAMES]
     )
-    for name, receipt in zip(CONTRACT_NAMES, created, strict=True):
-        if receipt["contractAddress"] != at[name]:
-            raise DeployError(
-                f"{name} landed at {receipt['contractAddress']}, expected {at[name]}: "
-                "another transaction from the deployer interfered"
-            )
 
-    def contract(name: str) -> Contract:
-        return _at(w3, name, at[name])
+    def call(name: str, function: str, *args: Any) -> TxRequest:
+        return TxRequest.call(bind(w3, load_artifact(name).abi, at[name]), function, *args)
 
-    access = contract("AccessControlManager")
-    test_token = contract("TestToken")
-    wiring: list[tuple[str, _Transactable]] = [
+    wiring: list[tuple[str, TxRequest]] = [
         (
             "EscrowUser.setProtocolContracts",
-            contract("EscrowUser").functions.setProtocolContracts(
-                at["OrderRequest"], at["ComputeLease"], at["EscrowProtocol"]
+            call(
+                "EscrowUser",
+                "setProtocolContracts",
+                at["OrderRequest"],
+                at["ComputeLease"],
+                at["EscrowProtocol"],
             ),
         ),
         (
             "EscrowProtocol.setComputeLease",
-            contract("EscrowProtocol").functions.setComputeLease(at["ComputeLease"]),
+            call("EscrowProtocol", "setComputeLease", at["ComputeLease"]),
         ),
         (
             "OrderRequest.setMarketContracts",
-            contract("OrderRequest").functions.setMarketContracts(at["Bid"], at["ComputeLease"]),
+            call("OrderRequest", "setMarketContracts", at["Bid"], at["ComputeLease"]),
         ),
-        (
-            "ComputeLease.setBidContract",
-            contract("ComputeLease").functions.setBidContract(at["Bid"]),
-        ),
-        ("grant MATCHMAKER_ROLE", access.functions.grantRole(MATCHMAKER_ROLE, roles["matchmaker"])),
-        ("grant VERIFIER_ROLE", access.functions.grantRole(VERIFIER_ROLE, roles["verifier"])),
-        (
-            "grant REGISTRY_ADMIN_ROLE",
-            access.functions.grantRole(REGISTRY_ADMIN_ROLE, roles["registry_admin"]),
+        ("ComputeLease.setBidContract", call("ComputeLease", "setBidContract", at["Bid"])),
+        *(
+            (f"grant:{name}", call("AccessControlManager", "grantRole", role, roles[holder]))
+            for name, role, holder in (
+                ("MATCHMAKER_ROLE", MATCHMAKER_ROLE, "matchmaker"),
+                ("VERIFIER_ROLE", VERIFIER_ROLE, "verifier"),
+                ("REGISTRY_ADMIN_ROLE", REGISTRY_ADMIN_ROLE, "registry_admin"),
+            )
         ),
         (
             "TokenRegistry.addToken",
-            contract("TokenRegistry").functions.addToken(
-                [token.symbol], [at["TestToken"]], [token.decimals], [token.minimum_deposit], [True]
+            call(
+                "TokenRegistry",
+                "addToken",
+                [token.symbol],
+                [at["TestToken"]],
+                [token.decimals],
+                [token.minimum_deposit],
+                [True],
             ),
         ),
     ]
     for account, amount in (mint or {}).items():
         wiring.append(
-            (f"mint to {account}", test_token.functions.mint(_checksummed(account), amount))
+            (
+                f"mint:{_checksummed(account)}",
+                call("TestToken", "mint", _checksummed(account), amount),
+            )
         )
-    sender.send_batch(wiring)
+    await sender.send_batch(wiring)
 
     return DevnetContracts(
-        chain_id=w3.eth.chain_id,
-        deploy_block=min(receipt["blockNumber"] for receipt in created),
+        chain_id=chain_id,
+        deploy_block=min(result.block_number for result in created),
         deployer=admin,
         matchmaker=roles["matchmaker"],
         verifier=roles["verifier"],
@@ -346,3 +330,23 @@ def deploy_devnet(
         max_order_blocks=max_order_blocks,
         protocol_fee_bps=protocol_fee_bps,
     )
+
+
+def deploy_devnet(
+    w3: Web3,
+    deployer: LocalAccount,
+    **options: Any,
+) -> DevnetContracts:
+    """`deploy_marketplace` for callers holding a synchronous `Web3` (the contract tests)."""
+    endpoint = getattr(w3.provider, "endpoint_uri", None)
+    if not endpoint:
+        raise DeployError("deploy_devnet needs a Web3 over HTTP (it reads the endpoint URL)")
+
+    async def deploy() -> DevnetContracts:
+        w3_async = AsyncWeb3(AsyncHTTPProvider(str(endpoint)))
+        try:
+            return await deploy_marketplace(w3_async, Wallet(deployer), **options)
+        finally:
+            await w3_async.provider.disconnect()
+
+    return run_blocking(deploy())

@@ -3,13 +3,15 @@
 On Spheron an access-controlled matchmaker (an EigenLayer AVS) does this; on the devnet one
 process holding MATCHMAKER_ROLE does. Per poll it:
 
-1. reads new `OrderCreated` events since its in-memory checkpoint (in bounded block ranges,
-   so a long-running chain never asks for one huge `eth_getLogs`);
+1. takes new `OrderCreated` and `BidPlaced` events from the chain layer's `EventStream`
+   (bounded `eth_getLogs` ranges, reorg-checked; no confirmations needed on anvil), from an
+   in-memory checkpoint;
 2. for each order still OPEN whose bid window has closed (block `created + bidWindow`, the
    last that accepts bids, is mined), or that has a bid already when `eager`, reads its bids
    and the bidders' registry facts;
 3. picks the winner with `select_bid` (pure, unit-tested) and calls
-   `Bid.matchOrder(orderId, provider, bidPrice)`, which starts the lease.
+   `Bid.matchOrder(orderId, provider, bidPrice)` through the `TxManager` under the key
+   `match:<orderId>`, which starts the lease.
 
 Every decision is logged with the reason each losing bid lost. An order whose window closed
 with no eligible bid is left OPEN (the tenant can cancel it) and forgotten.
@@ -17,19 +19,20 @@ with no eligible bid is left OPEN (the tenant can cancel it) and forgotten.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
-from web3.exceptions import ContractLogicError
 
-from gpu_provider.devnet.client import DevnetClient
+from gpu_provider.chain.contracts import load_abi
+from gpu_provider.chain.errors import RpcError, RpcUnavailable
+from gpu_provider.chain.events import Checkpoint, Delivery, EventSource, EventStream
 from gpu_provider.devnet.errors import DevnetError
+from gpu_provider.devnet.session import DevnetChain
 from gpu_provider.market.pricing import base_units_per_block_to_usd_per_hour
 
 __all__ = [
@@ -152,6 +155,7 @@ def _ineligible(
 class _PendingOrder:
     order_id: int
     created_block: int
+    bids_seen: int = 0
     attempts: int = 0
 
 
@@ -167,79 +171,123 @@ class Decision:
 
 @dataclass
 class Matchmaker:
-    """Polls the chain and matches orders; `poll_once` is one pass, `run` loops."""
+    """Follows orders and bids on the chain and matches orders; `poll_once` is one pass."""
 
-    client: DevnetClient
+    chain: DevnetChain
     account: LocalAccount
     eager: bool = False
     from_block: int | None = None
     log_range: int = DEFAULT_LOG_RANGE
-    _next_block: int = field(init=False)
+    poll_interval: float = 0.5
+    _stream: EventStream = field(init=False)
     _pending: dict[int, _PendingOrder] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.log_range < 1:
             raise ValueError("log_range must be at least one block")
-        start = self.client.state.deploy_block if self.from_block is None else self.from_block
-        self._next_block = max(0, start)
+        state = self.chain.state
+        start = state.deploy_block if self.from_block is None else self.from_block
+        self._stream = EventStream(
+            self.chain.w3,
+            [
+                EventSource(
+                    state.address("OrderRequest"), load_abi("OrderRequest"), ["OrderCreated"]
+                ),
+                EventSource(state.address("Bid"), load_abi("Bid"), ["BidPlaced"]),
+            ],
+            Checkpoint.start_at(max(0, start)),
+            confirmations=0,
+            log_range=self.log_range,
+            poll_interval=self.poll_interval,
+        )
 
     @property
     def checkpoint(self) -> int:
         """The first block not yet scanned for orders."""
-        return self._next_block
+        done = self._stream.checkpoint
+        return done.block_number + (1 if done.log_index is None else 0)
 
     @property
     def pending_orders(self) -> tuple[int, ...]:
         return tuple(sorted(self._pending))
 
-    def poll_once(self) -> list[Decision]:
-        """Scan for new orders, then decide every order that is ready; return the decisions."""
-        head = self.client.head()
-        self._scan(head)
-        window = int(self.client.contract("Bid").functions.bidWindow().call())
+    async def poll_once(self) -> list[Decision]:
+        """Take in new orders and bids, then decide every order that is ready."""
+        head = await self.chain.head()
+        await self._catch_up(head)
+        window = int(await self.chain.read("Bid", "bidWindow", what="bid window"))
         decisions = []
         for order_id in sorted(self._pending):
-            decision = self._consider(self._pending[order_id], head, window)
+            decision = await self._consider(self._pending[order_id], head, window)
             if decision is not None:
                 decisions.append(decision)
         return decisions
 
-    def run(self, poll_interval: float, stop: threading.Event | None = None) -> None:
-        """Poll until `stop` is set (or forever); an RPC outage is logged and waited out."""
-        stop = stop or threading.Event()
+    async def run(self) -> None:
+        """Poll until cancelled; an RPC outage is logged and waited out."""
         log.info(
             "matchmaker %s watching orders from block %d (%s)",
             self.account.address,
-            self._next_block,
+            self.checkpoint,
             "eager: match on the first eligible bid" if self.eager else "match when windows close",
         )
-        while not stop.is_set():
-            try:
-                self.poll_once()
-            except OSError as error:
-                log.warning("RPC unavailable (%s); retrying in %.0f s", error, poll_interval)
-            stop.wait(poll_interval)
-
-    def _scan(self, head: int) -> None:
-        events = self.client.contract("OrderRequest").events.OrderCreated
-        for start in range(self._next_block, head + 1, self.log_range):
-            end = min(start + self.log_range - 1, head)
-            for entry in events.get_logs(from_block=start, to_block=end):
-                order_id = int(entry["args"]["orderId"])
-                if order_id not in self._pending:
-                    self._pending[order_id] = _PendingOrder(order_id, int(entry["blockNumber"]))
-                    log.info(
-                        "order %d created in block %d by %s (max price %d per block)",
-                        order_id,
-                        entry["blockNumber"],
-                        entry["args"]["creator"],
-                        entry["args"]["maxPrice"],
+        try:
+            while True:
+                try:
+                    await self.poll_once()
+                except (RpcUnavailable, RpcError) as error:
+                    log.warning(
+                        "RPC unavailable (%s); retrying in %.1f s", error, self.poll_interval
                     )
-            self._next_block = end + 1
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await self._stream.aclose()
 
-    def _consider(self, pending: _PendingOrder, head: int, window: int) -> Decision | None:
+    async def _catch_up(self, head: int) -> None:
+        """Handle every event up to `head`."""
+        stream = self._stream
+        while True:
+            done = stream.checkpoint
+            if done.block_number >= head and done.log_index is None:
+                return
+            # Events of the head block may be the last ones there: then no "block done"
+            # marker follows until a new block, so stop waiting once the stream is idle.
+            idle = None if done.block_number < head else stream.poll_interval
+            try:
+                delivery = await asyncio.wait_for(anext(stream), idle)
+            except TimeoutError:
+                return
+            self._take(delivery)
+
+    def _take(self, delivery: Delivery) -> None:
+        event = delivery.event
+        if event is None:
+            return
+        args = event.args
+        order_id = int(args["orderId"])
+        if event.name == "OrderCreated":
+            if order_id not in self._pending:
+                self._pending[order_id] = _PendingOrder(order_id, event.block_number)
+                log.info(
+                    "order %d created in block %d by %s (max price %d per block)",
+                    order_id,
+                    event.block_number,
+                    args["creator"],
+                    args["maxPrice"],
+                )
+        elif order_id in self._pending:
+            self._pending[order_id].bids_seen += 1
+
+    async def _consider(self, pending: _PendingOrder, head: int, window: int) -> Decision | None:
         order_id = pending.order_id
-        order = self.client.contract("OrderRequest").functions.getOrderById(order_id).call()
+        # Bids are accepted up to and including block created + window: once it is mined,
+        # every bid the order will ever get is visible.
+        closed = head >= pending.created_block + window
+        if not closed and not (self.eager and pending.bids_seen):
+            return None
+        order = await self.chain.read(
+            "OrderRequest", "getOrderById", order_id, what=f"order {order_id}"
+        )
         state = int(order[5])
         if state != ORDER_OPEN:
             log.info("order %d is %s: nothing to match", order_id, _ORDER_STATES.get(state, state))
@@ -247,17 +295,15 @@ class Matchmaker:
             return None
         max_price = int(order[1])
         tiers = {int(tier) + 1 for tier in order[6][3]}
-        # Bids are accepted up to and including block created + window: once it is mined,
-        # every bid the order will ever get is visible.
-        closed = head >= pending.created_block + window
-        bids = _bids(self.client.contract("Bid").functions.getAllBidsForOrder(order_id).call())
-        if not closed and not (self.eager and bids):
-            return None
+        raw = await self.chain.read(
+            "Bid", "getAllBidsForOrder", order_id, what=f"bids of order {order_id}"
+        )
+        bids = _bids(raw)
         selection = select_bid(
             bids,
             max_price=max_price,
             tiers=tiers,
-            providers=self._facts(bid.provider for bid in bids),
+            providers=await self._facts(bid.provider for bid in bids),
         )
         if selection.winner is None:
             if not closed:
@@ -271,18 +317,24 @@ class Matchmaker:
             )
             del self._pending[order_id]
             return Decision(order_id=order_id, selection=selection, matched=False)
-        return self._match(pending, selection)
+        return await self._match(pending, selection)
 
-    def _match(self, pending: _PendingOrder, selection: Selection) -> Decision:
+    async def _match(self, pending: _PendingOrder, selection: Selection) -> Decision:
         winner = selection.winner
         assert winner is not None
         order_id = pending.order_id
         self._log_rejections(order_id, selection)
-        call = self.client.contract("Bid").functions.matchOrder(
-            order_id, winner.provider, winner.price
-        )
         try:
-            receipt = self.client.send(call, self.account, f"matchOrder({order_id})")
+            mined = await self.chain.call(
+                self.account,
+                f"match:{order_id}:{pending.attempts}",
+                "Bid",
+                "matchOrder",
+                order_id,
+                winner.provider,
+                winner.price,
+                what=f"matchOrder({order_id})",
+            )
         except DevnetError as error:
             pending.attempts += 1
             if pending.attempts >= MAX_MATCH_ATTEMPTS:
@@ -292,9 +344,9 @@ class Matchmaker:
             )
             return Decision(order_id=order_id, selection=selection, matched=False)
         del self._pending[order_id]
-        created = self.client.events(receipt, "ComputeLease", "LeaseCreated")
+        created = self.chain.events(mined, "ComputeLease", "LeaseCreated")
         lease_id = int(created[0]["leaseId"]) if created else order_id
-        usd = base_units_per_block_to_usd_per_hour(winner.price, self.client.state.token_terms())
+        usd = base_units_per_block_to_usd_per_hour(winner.price, self.chain.state.token_terms())
         log.info(
             "order %d matched to %s at %d per block (%s USD/h): lease %d starts in block %d",
             order_id,
@@ -302,22 +354,23 @@ class Matchmaker:
             winner.price,
             usd,
             lease_id,
-            receipt["blockNumber"],
+            mined.block_number,
         )
         return Decision(order_id=order_id, selection=selection, matched=True, lease_id=lease_id)
 
-    def _facts(self, providers: Iterable[str]) -> dict[str, ProviderFacts]:
-        registry = self.client.contract("ProviderRegistry").functions
+    async def _facts(self, providers: Iterable[str]) -> dict[str, ProviderFacts]:
         facts: dict[str, ProviderFacts] = {}
         for provider in set(providers):
-            address = Web3.to_checksum_address(provider)
             try:
-                tier = int(registry.getProviderTrustTier(address).call()) + 1
-            except ContractLogicError:
+                tier = await self.chain.read(
+                    "ProviderRegistry", "getProviderTrustTier", provider, what="tier"
+                )
+            except DevnetError:
                 continue  # not registered: select_bid says so
-            facts[provider] = ProviderFacts(
-                active=bool(registry.isActiveProvider(address).call()), tier=tier
+            active = await self.chain.read(
+                "ProviderRegistry", "isActiveProvider", provider, what="status"
             )
+            facts[provider] = ProviderFacts(active=bool(active), tier=int(tier) + 1)
         return facts
 
     def _log_rejections(self, order_id: int, selection: Selection) -> None:

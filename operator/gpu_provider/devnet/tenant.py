@@ -1,17 +1,14 @@
 """The devnet tenant: fund escrow, order GPUs from YAML, wait for the lease, send the manifest,
-watch and close the lease. What Spheron's SDK does for a tenant, in a few synchronous calls.
+watch and close the lease. What Spheron's SDK does for a tenant, through the operator's chain
+client (`gpu_provider.chain`, via `DevnetChain`); the manifest upload is in `upload.py`.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import hashlib
 import math
-import ssl
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -19,25 +16,16 @@ from typing import Any, Final
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3.exceptions import ContractLogicError
 
-from gpu_provider.devnet.client import DevnetClient, revert_reason
 from gpu_provider.devnet.errors import DevnetError
-from gpu_provider.devnet.manifest import manifest_mismatch
 from gpu_provider.devnet.orderfile import OrderTerms, TenantOrder, order_terms
-from gpu_provider.market import (
-    OrderSpecError,
-    base_units_per_block_to_usd_per_hour,
-    decode,
-    encode,
-)
-from gpu_provider.market.auth import AUTH_HEADER, build_auth_header
+from gpu_provider.devnet.session import DevnetChain
+from gpu_provider.market import base_units_per_block_to_usd_per_hour, encode
 
 __all__ = [
     "Balances",
     "ClosedLease",
     "LeaseInfo",
-    "ManifestReply",
     "PlacedOrder",
     "Tenant",
     "format_amount",
@@ -50,7 +38,6 @@ MODE_PROVIDER: Final = 1
 ORDER_STATES: Final = {0: "OPEN", 1: "PROVISIONED", 2: "CLOSED", 3: "MATCHED"}
 LEASE_STATES: Final = {0: "ACTIVE", 1: "TERMINATED"}
 _ORDER_OPEN, _ORDER_CLOSED, _ORDER_MATCHED = 0, 2, 3
-_MAX_REPLY_CHARS: Final = 4_000
 
 
 def usd_to_base_units(amount: Decimal, decimals: int) -> int:
@@ -136,62 +123,68 @@ class ClosedLease:
     balances: Balances
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestReply:
-    url: str
-    status: int
-    body: str
-
-
 @dataclass
 class Tenant:
     """One tenant wallet acting on a devnet."""
 
-    client: DevnetClient
+    chain: DevnetChain
     account: LocalAccount
 
     @property
-    def _token(self) -> Any:
-        return self.client.contract("TestToken")
-
-    @property
     def _decimals(self) -> int:
-        return self.client.state.token.decimals
+        return self.chain.state.token.decimals
 
     def amount(self, base_units: int) -> str:
-        return f"{format_amount(base_units, self._decimals)} {self.client.state.token.symbol}"
+        return f"{format_amount(base_units, self._decimals)} {self.chain.state.token.symbol}"
 
-    def balances(self) -> Balances:
-        state = self.client.state
-        wallet = int(self._token.functions.balanceOf(self.account.address).call())
-        escrow = self.client.contract("EscrowUser").functions.getUserData(
-            self.account.address, state.payment_token, False
+    async def balances(self) -> Balances:
+        state = self.chain.state
+        wallet = await self.chain.read(
+            "TestToken", "balanceOf", self.account.address, what="balance"
         )
-        locked, unlocked = escrow.call()
-        return Balances(wallet=wallet, locked=int(locked), unlocked=int(unlocked))
+        locked, unlocked = await self.chain.read(
+            "EscrowUser",
+            "getUserData",
+            self.account.address,
+            state.payment_token,
+            False,
+            what="escrow",
+        )
+        return Balances(wallet=int(wallet), locked=int(locked), unlocked=int(unlocked))
 
-    def deposit(self, usd: Decimal) -> Balances:
+    async def deposit(self, usd: Decimal) -> Balances:
         """Move `usd` worth of test tokens from the wallet into escrow (approve + deposit)."""
         amount = usd_to_base_units(usd, self._decimals)
-        wallet = self.balances().wallet
-        if wallet < amount:
+        before = await self.balances()
+        if before.wallet < amount:
             raise DevnetError(
-                f"the tenant {self.account.address} holds {self.amount(wallet)}, "
+                f"the tenant {self.account.address} holds {self.amount(before.wallet)}, "
                 f"less than {self.amount(amount)}"
             )
-        escrow = self.client.state.address("EscrowUser")
-        self.client.send(self._token.functions.approve(escrow, amount), self.account, "approve")
-        deposit = self.client.contract("EscrowUser").functions.deposit(
-            self.client.state.payment_token, amount
+        state = self.chain.state
+        # The escrow's free balance names this deposit: a retry of the same command after a
+        # crash finds its intents; a deliberate second deposit sees another balance.
+        key = f"deposit:{amount}:{before.unlocked}:{before.locked}"
+        escrow = state.address("EscrowUser")
+        await self.chain.call(
+            self.account, f"{key}:approve", "TestToken", "approve", escrow, amount, what="approve"
         )
-        self.client.send(deposit, self.account, "deposit")
-        return self.balances()
+        await self.chain.call(
+            self.account,
+            key,
+            "EscrowUser",
+            "deposit",
+            state.payment_token,
+            amount,
+            what="deposit",
+        )
+        return await self.balances()
 
-    def create_order(self, order: TenantOrder) -> PlacedOrder:
+    async def create_order(self, order: TenantOrder) -> PlacedOrder:
         """Lock the escrow and create the order; its id comes from the OrderCreated event."""
         encoded_spec = encode(order.spec)
-        terms = order_terms(order, self.client.state.token_terms())
-        unlocked = self.balances().unlocked
+        terms = order_terms(order, self.chain.state.token_terms())
+        unlocked = (await self.balances()).unlocked
         if unlocked < terms.escrow:
             short = Decimal(format_amount(terms.escrow - unlocked, self._decimals))
             suggested = math.ceil(short)
@@ -204,67 +197,70 @@ class Tenant:
         details = (
             terms.max_price_per_block,
             terms.num_blocks,
-            self.client.state.payment_token,
+            self.chain.state.payment_token,
             encoded_spec,
             ORDER_VERSION,
             MODE_PROVIDER,
             [tier - 1 for tier in order.tiers],
         )
-        receipt = self.client.send(
-            self.client.contract("OrderRequest").functions.createOrder(details),
+        nonce = await self.chain.rpc.transaction_count(self.account.address, "pending")
+        mined = await self.chain.call(
             self.account,
+            f"order:{hashlib.sha256(repr(details).encode()).hexdigest()[:16]}:{nonce}",
+            "OrderRequest",
             "createOrder",
+            details,
+            what="createOrder",
         )
-        (created,) = self.client.events(receipt, "OrderRequest", "OrderCreated")
+        (created,) = self.chain.events(mined, "OrderRequest", "OrderCreated")
         return PlacedOrder(
             order_id=int(created["orderId"]),
-            block=int(receipt["blockNumber"]),
+            block=mined.block_number,
             terms=terms,
             spec=encoded_spec,
         )
 
-    def cancel(self, order_id: int) -> Balances:
+    async def cancel(self, order_id: int) -> Balances:
         """Close an OPEN order (no lease yet) and unlock its escrow."""
-        call = self.client.contract("OrderRequest").functions.updateOrderStateToClosed(order_id)
-        self.client.send(call, self.account, f"cancelling order {order_id}")
-        return self.balances()
+        await self.chain.call(
+            self.account,
+            f"cancel:{order_id}",
+            "OrderRequest",
+            "updateOrderStateToClosed",
+            order_id,
+            what=f"cancelling order {order_id}",
+        )
+        return await self.balances()
 
-    def order_state(self, order_id: int) -> str:
-        return ORDER_STATES[self._order(order_id)[5]]
+    async def order_state(self, order_id: int) -> str:
+        return ORDER_STATES[int((await self.order(order_id))[5])]
 
-    def wait_for_lease(
-        self,
-        order_id: int,
-        *,
-        timeout: float = 60.0,
-        poll_interval: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+    async def wait_for_lease(
+        self, order_id: int, *, within: float = 60.0, poll_interval: float = 1.0
     ) -> LeaseInfo:
         """Wait until the matchmaker matches the order; the lease has the order's id."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
-            state = int(self._order(order_id)[5])
+            state = int((await self.order(order_id))[5])
             if state == _ORDER_MATCHED:
-                return self.lease(order_id)
+                return await self.lease(order_id)
             if state == _ORDER_CLOSED:
                 raise DevnetError(f"order {order_id} is closed: it will not get a lease")
             if time.monotonic() >= deadline:
                 raise DevnetError(
-                    f"order {order_id} has no lease after {timeout:.0f} s: is "
+                    f"order {order_id} has no lease after {within:.0f} s: is "
                     "`gpu-provider devnet matchmaker` running, and did a provider bid?"
                 )
-            sleep(poll_interval)
+            await asyncio.sleep(poll_interval)
 
-    def lease(self, lease_id: int) -> LeaseInfo:
-        leases = self.client.contract("ComputeLease").functions
-        try:
-            lease = leases.getLease(lease_id).call()
-        except ContractLogicError as error:
-            raise DevnetError(f"lease {lease_id}: {revert_reason(error)}") from None
-        _, num_blocks, settled_block, locked_remaining = leases.leaseEscrow(lease_id).call()
+    async def lease(self, lease_id: int) -> LeaseInfo:
+        what = f"lease {lease_id}"
+        lease = await self.chain.read("ComputeLease", "getLease", lease_id, what=what)
+        _, num_blocks, settled_block, locked_remaining = await self.chain.read(
+            "ComputeLease", "leaseEscrow", lease_id, what=what
+        )
         provider = str(lease[4])
-        registry = self.client.contract("ProviderRegistry").functions
-        host_uri = str(registry.getProviderByAddress(provider).call()[1])
+        host_uri = await self.provider_host_uri(provider)
         return LeaseInfo(
             lease_id=int(lease[0]),
             state=LEASE_STATES[int(lease[9])],
@@ -273,7 +269,7 @@ class Tenant:
             tenant=str(lease[5]),
             accepted_price=int(lease[3]),
             usd_per_hour=base_units_per_block_to_usd_per_hour(
-                int(lease[3]), self.client.state.token_terms()
+                int(lease[3]), self.chain.state.token_terms()
             ),
             start_block=int(lease[6]),
             start_time=int(lease[7]),
@@ -281,92 +277,36 @@ class Tenant:
             num_blocks=int(num_blocks),
             settled_block=int(settled_block),
             locked_remaining=int(locked_remaining),
-            head=self.client.head(),
+            head=await self.chain.head(),
         )
 
-    def close(self, lease_id: int) -> ClosedLease:
+    async def provider_host_uri(self, provider: str) -> str:
+        """The provider's registered `hostUri`, as Spheron's SDK reads it."""
+        record = await self.chain.read(
+            "ProviderRegistry", "getProviderByAddress", provider, what=f"provider {provider}"
+        )
+        return str(record[1])
+
+    async def close(self, lease_id: int) -> ClosedLease:
         """Close the lease: the provider is paid for the blocks it ran, the rest is unlocked."""
-        call = self.client.contract("ComputeLease").functions.closeLease(lease_id)
-        receipt = self.client.send(call, self.account, f"closing lease {lease_id}")
-        settled = self.client.events(receipt, "ComputeLease", "LeaseSettled")
+        mined = await self.chain.call(
+            self.account,
+            f"close:{lease_id}",
+            "ComputeLease",
+            "closeLease",
+            lease_id,
+            what=f"closing lease {lease_id}",
+        )
+        settled = self.chain.events(mined, "ComputeLease", "LeaseSettled")
         return ClosedLease(
             lease_id=lease_id,
             paid=sum(int(event["amount"]) for event in settled),
-            block=int(receipt["blockNumber"]),
-            balances=self.balances(),
+            block=mined.block_number,
+            balances=await self.balances(),
         )
 
-    def send_manifest(
-        self,
-        lease_id: int,
-        manifest: list[dict[str, Any]],
-        *,
-        provider_url: str | None = None,
-        insecure: bool = False,
-        timeout: float = 30.0,
-        now: Callable[[], float] = time.time,
-    ) -> ManifestReply:
-        """POST the manifest to the lease's provider, signed with the Auth-Spheron header."""
-        info = self.lease(lease_id)
-        if info.state != "ACTIVE":
-            raise DevnetError(f"lease {lease_id} is {info.state}: nothing to deploy")
-        if info.tenant != self.account.address:
-            raise DevnetError(
-                f"lease {lease_id} belongs to {info.tenant}, but you sign as "
-                f"{self.account.address}: the provider would refuse it (use --private-key-file)"
-            )
-        self._check_against_order(lease_id, manifest)
-        base = provider_url or info.provider_host_uri
-        if not base:
-            raise DevnetError(f"the provider {info.provider} has no host URI: pass --provider-url")
-        url = _manifest_url(base, lease_id)
-        request = urllib.request.Request(  # noqa: S310 - scheme checked by _manifest_url
-            url,
-            data=json.dumps(manifest).encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                AUTH_HEADER: build_auth_header(self.account.key, now=int(now())),
-            },
+    async def order(self, order_id: int) -> Any:
+        """`OrderRequest.getOrderById` (id, maxPrice, blocks, token, creator, state, details)."""
+        return await self.chain.read(
+            "OrderRequest", "getOrderById", order_id, what=f"order {order_id}"
         )
-        context = ssl.create_default_context()
-        if insecure:
-            # Devnet providers often serve a self-signed certificate.
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        try:
-            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
-                body = response.read(_MAX_REPLY_CHARS).decode(errors="replace")
-                return ManifestReply(url=url, status=int(response.status), body=body)
-        except urllib.error.HTTPError as error:
-            body = error.read(_MAX_REPLY_CHARS).decode(errors="replace")
-            raise DevnetError(
-                f"the provider refused the manifest: HTTP {error.code} from {url}: {body.strip()}"
-            ) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise DevnetError(f"cannot reach the provider at {url}: {reason}") from None
-
-    def _check_against_order(self, lease_id: int, manifest: list[dict[str, Any]]) -> None:
-        try:
-            spec = decode(str(self._order(lease_id)[6][0]))
-        except OrderSpecError:
-            return  # the provider will say what is wrong with the order itself
-        problem = manifest_mismatch(manifest, spec)
-        if problem:
-            raise DevnetError(f"{problem}: the provider would refuse it")
-
-    def _order(self, order_id: int) -> Any:
-        try:
-            return self.client.contract("OrderRequest").functions.getOrderById(order_id).call()
-        except ContractLogicError as error:
-            raise DevnetError(f"order {order_id}: {revert_reason(error)}") from None
-
-
-def _manifest_url(base: str, lease_id: int) -> str:
-    if "://" not in base:
-        base = f"https://{base}"
-    parsed = urllib.parse.urlsplit(base)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise DevnetError(f"{base!r} is not an http(s) URL of a provider")
-    return f"{base.rstrip('/')}/deployment/{lease_id}/manifest"

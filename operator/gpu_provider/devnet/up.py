@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from web3 import Web3
+from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from gpu_provider.chain.wallet import Wallet
 from gpu_provider.devnet.accounts import (
     DEFAULT_ROLE_INDEXES,
     FUNDED_ROLES,
@@ -24,16 +25,18 @@ from gpu_provider.devnet.accounts import (
     derive_account,
 )
 from gpu_provider.devnet.anvil import DEFAULT_MNEMONIC, Anvil, AnvilError
-from gpu_provider.devnet.client import DevnetClient
+from gpu_provider.devnet.blocking import run_blocking
 from gpu_provider.devnet.deploy import (
     DEFAULT_BID_WINDOW_BLOCKS,
+    DEFAULT_PROVIDER_TIER,
     DeployError,
     DevnetContracts,
     TestTokenConfig,
-    deploy_devnet,
+    deploy_marketplace,
 )
 from gpu_provider.devnet.errors import DevnetError
 from gpu_provider.devnet.paths import pid_file_for
+from gpu_provider.devnet.session import DevnetChain
 from gpu_provider.devnet.state import (
     PAYMENT_TOKEN_KEY,
     DevnetAccount,
@@ -46,6 +49,7 @@ __all__ = [
     "DEFAULT_MINT_TOKENS",
     "build_state",
     "deploy_to",
+    "deploy_to_async",
     "describe",
     "process_alive",
     "running_pid",
@@ -93,6 +97,33 @@ def deploy_to(
     mint_tokens: int = DEFAULT_MINT_TOKENS,
     state_file: Path | None = None,
     role_indexes: Mapping[Role, int] = DEFAULT_ROLE_INDEXES,
+    provider_tier: int = DEFAULT_PROVIDER_TIER,
+) -> DevnetState:
+    """`deploy_to_async` for synchronous callers (the `make demo` harness, `devnet up`)."""
+    return run_blocking(
+        deploy_to_async(
+            rpc_url,
+            block_time=block_time,
+            mnemonic=mnemonic,
+            bid_window_blocks=bid_window_blocks,
+            mint_tokens=mint_tokens,
+            state_file=state_file,
+            role_indexes=role_indexes,
+            provider_tier=provider_tier,
+        )
+    )
+
+
+async def deploy_to_async(
+    rpc_url: str,
+    *,
+    block_time: float,
+    mnemonic: str = DEFAULT_MNEMONIC,
+    bid_window_blocks: int = DEFAULT_BID_WINDOW_BLOCKS,
+    mint_tokens: int = DEFAULT_MINT_TOKENS,
+    state_file: Path | None = None,
+    role_indexes: Mapping[Role, int] = DEFAULT_ROLE_INDEXES,
+    provider_tier: int = DEFAULT_PROVIDER_TIER,
 ) -> DevnetState:
     """Deploy the marketplace onto a running anvil, grant the roles, mint test tokens.
 
@@ -103,17 +134,17 @@ def deploy_to(
     if mint_tokens < 0:
         raise DevnetError("the amount of test tokens to mint cannot be negative")
     signers = {role: derive_account(mnemonic, index) for role, index in role_indexes.items()}
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     token = TestTokenConfig()
     mint: dict[str, int] = {
         signers[role].address: mint_tokens * 10**token.decimals
         for role in FUNDED_ROLES
         if role in signers and mint_tokens
     }
+    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     try:
-        contracts = deploy_devnet(
+        contracts = await deploy_marketplace(
             w3,
-            signers[Role.DEPLOYER],
+            Wallet(signers[Role.DEPLOYER]),
             matchmaker=signers[Role.MATCHMAKER].address,
             verifier=signers[Role.VERIFIER].address,
             registry_admin=signers[Role.DEPLOYER].address,
@@ -121,6 +152,7 @@ def deploy_to(
             mint=mint,
             token=token,
             bid_window_blocks=bid_window_blocks,
+            provider_tier=provider_tier,
         )
     except DeployError as error:
         raise DevnetError(f"deploying the contracts failed: {error}") from None
@@ -128,6 +160,8 @@ def deploy_to(
         raise DevnetError(f"cannot deploy: {error}") from None
     except OSError:
         raise DevnetError(f"the chain at {rpc_url} does not answer") from None
+    finally:
+        await w3.provider.disconnect()
     state = build_state(
         contracts,
         rpc_url=rpc_url,
@@ -181,6 +215,7 @@ def start_devnet(
     port: int = 0,
     bid_window_blocks: int = DEFAULT_BID_WINDOW_BLOCKS,
     mint_tokens: int = DEFAULT_MINT_TOKENS,
+    provider_tier: int = DEFAULT_PROVIDER_TIER,
     log_file: Path | None = None,
 ) -> tuple[Anvil, DevnetState]:
     """Start anvil and deploy onto it; the caller owns the returned anvil (stop it, or detach).
@@ -209,6 +244,7 @@ def start_devnet(
             bid_window_blocks=bid_window_blocks,
             mint_tokens=mint_tokens,
             state_file=state_file,
+            provider_tier=provider_tier,
         )
         assert node.process is not None
         pid_file_for(state_file).write_text(f"{node.process.pid}\n")
@@ -239,12 +275,12 @@ def stop_devnet(state_file: Path, timeout: float = 10.0) -> int | None:
     return pid
 
 
-def token_balances(client: DevnetClient) -> dict[Role, int]:
+async def token_balances(chain: DevnetChain) -> dict[Role, int]:
     """Test-token balance (base units) of every role's wallet."""
-    token = client.contract("TestToken")
+    token = chain.contract("TestToken").functions
     return {
-        role: int(token.functions.balanceOf(account.address).call())
-        for role, account in client.state.accounts.items()
+        role: int(await token.balanceOf(account.address).call())
+        for role, account in chain.state.accounts.items()
     }
 
 
