@@ -134,3 +134,16 @@ def test_unknown_gpu_constraints_are_a_reason_to_skip() -> None:
 def test_numbers_the_sdk_never_writes_are_still_refused(units: str) -> None:
     with pytest.raises(OrderSpecError):
         decode(_order(service=SERVICE.replace("m:{u:1073741824", f"m:{{u:{units}")))
+
+
+def test_several_volumes_all_named_default_decode_told_apart_by_class() -> None:
+    volumes = (
+        "s:[{n:default,a:[{k:class,v:ram},{k:persistent,v:false}],u:107374182.4},"
+        "{n:default,a:[{k:class,v:beta3},{k:persistent,v:true}],u:10737418240}]"
+    )
+    text = _order(service=SERVICE.replace("s:[{n:default,a:[],u:1073741824}]", volumes))
+    storage = decode(text).services[0].storage
+    assert [(v.name, v.storage_class, v.size_bytes) for v in storage] == [
+        ("default", "ram", 107374183),
+        ("default", "beta3", 10737418240),
+    ]
