@@ -3,7 +3,9 @@
 Both read the cached 100,000-block chain (`dataset.py`) from its first event block to the
 confirmed head, with the same filter (emitter address, both event topics) and the same range
 size. The bare loop only fetches and parses JSON; the stream also checks block hashes,
-decodes every log into a `ChainEvent` and hands out checkpoints.
+decodes every log into a `ChainEvent`, hands out checkpoints and checks the blocks within
+`checked_depth` of the head against their headers' `logsBloom` (the completeness check; it is
+also measured switched off, to show its cost).
 
 Run: `.venv/bin/python -m bench.chain.backfill` (from the repository root).
 """
@@ -23,7 +25,12 @@ from bench.chain.dataset import Dataset, ensure_dataset, start_chain
 from bench.chain.emitter import EMITTER_ABI
 
 from gpu_provider.chain.decoding import event_topic
-from gpu_provider.chain.events import Checkpoint, EventSource, EventStream
+from gpu_provider.chain.events import (
+    DEFAULT_CHECKED_DEPTH,
+    Checkpoint,
+    EventSource,
+    EventStream,
+)
 from gpu_provider.chain.jsonrpc import Rpc
 from gpu_provider.chain.rpc import FailoverProvider
 
@@ -55,7 +62,13 @@ async def bare_loop(url: str, dataset: Dataset, target: int, log_range: int) -> 
     return Run(time.perf_counter() - started, events)
 
 
-async def stream_backfill(url: str, dataset: Dataset, target: int, log_range: int) -> Run:
+async def stream_backfill(
+    url: str,
+    dataset: Dataset,
+    target: int,
+    log_range: int,
+    checked_depth: int = DEFAULT_CHECKED_DEPTH,
+) -> Run:
     provider = FailoverProvider([url], chain_id=31337)
     stream = EventStream(
         Rpc(provider),
@@ -64,6 +77,7 @@ async def stream_backfill(url: str, dataset: Dataset, target: int, log_range: in
         confirmations=CONFIRMATIONS,
         log_range=log_range,
         poll_interval=1.0,
+        checked_depth=checked_depth,
     )
     events = 0
     started = time.perf_counter()
@@ -81,16 +95,23 @@ async def measure(dataset: Dataset, url: str, rounds: int, log_range: int) -> di
     target = dataset.last_block - CONFIRMATIONS
     bare: list[Run] = []
     ours: list[Run] = []
+    unchecked: list[Run] = []
     await bare_loop(url, dataset, target, log_range)  # warm anvil's caches once
     for _ in range(rounds):
         bare.append(await bare_loop(url, dataset, target, log_range))
         ours.append(await stream_backfill(url, dataset, target, log_range))
-    for run in (*bare, *ours):
+        unchecked.append(await stream_backfill(url, dataset, target, log_range, checked_depth=0))
+    for run in (*bare, *ours, *unchecked):
         if run.events != dataset.events:
             raise SystemExit(f"expected {dataset.events} events, a run saw {run.events}")
     bare_s = statistics.median(r.seconds for r in bare)
     ours_s = statistics.median(r.seconds for r in ours)
+    unchecked_s = statistics.median(r.seconds for r in unchecked)
     return {
+        "checked_depth": DEFAULT_CHECKED_DEPTH,
+        "unchecked_s": unchecked_s,
+        "unchecked_rate": dataset.events / unchecked_s,
+        "unchecked_ratio": unchecked_s / bare_s,
         "blocks": target - dataset.first_block + 1,
         "events": dataset.events,
         "log_range": log_range,

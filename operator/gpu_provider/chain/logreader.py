@@ -192,7 +192,12 @@ class RangeReader:
         answer replaces the block's logs (a bloom can have false positives, so an empty
         by-hash answer is believed).
         """
-        present = self._routes.pairs_by_block(logs)
+        if not headers:
+            return logs
+        numbers = {h.number for h in headers}
+        present = self._routes.pairs_by_block(
+            [raw for raw in logs if int(raw["blockNumber"], 16) in numbers]
+        )
         suspect = [
             h
             for h in headers
