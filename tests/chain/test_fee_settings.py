@@ -6,6 +6,11 @@ import pytest
 from pydantic import ValidationError
 
 from gpu_provider.chain.fees import fee_policy_from_settings, gwei_to_wei
+from gpu_provider.chain.intents import InMemoryIntentStore
+from gpu_provider.chain.jsonrpc import Rpc
+from gpu_provider.chain.rpc import FailoverProvider
+from gpu_provider.chain.tx import TxManager
+from gpu_provider.chain.wallet import Wallet
 from gpu_provider.config import ChainSettings, TransactionSettings
 
 
@@ -50,3 +55,17 @@ def test_fractions_of_a_wei_are_refused() -> None:
 def test_bad_transaction_settings_are_refused(values: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TransactionSettings.model_validate(values)
+
+
+def test_the_attempt_limit_reaches_the_manager() -> None:
+    settings = ChainSettings.model_validate({"transactions": {"max_attempts": 3}})
+    rpc = Rpc(FailoverProvider(["http://127.0.0.1:1"], chain_id=settings.chain_id))
+    manager = TxManager.from_settings(
+        rpc, settings, Wallet.from_private_key("0x" + "11" * 32), InMemoryIntentStore()
+    )
+    assert manager.timings.max_attempts == 3
+
+
+def test_no_more_attempts_than_status_can_hold() -> None:
+    with pytest.raises(ValidationError, match="less than or equal to 32"):
+        TransactionSettings.model_validate({"max_attempts": 33})
