@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from web3 import AsyncWeb3
 
-from e2e.chain_client.conftest import CHAIN_ID, Devchain, RpcProxy, dev_address
+from e2e.chain_client.conftest import CHAIN_ID, Devchain, RpcProxy, dev_address, eventually
 from gpu_provider.chain.contracts import Contracts
 from gpu_provider.chain.errors import ChainIdMismatch, ContractNotConfigured, RpcUnavailable
 from gpu_provider.chain.jsonrpc import Rpc
@@ -82,6 +82,30 @@ async def test_http_errors_fail_over(node: Anvil, proxy: RpcProxy) -> None:
         proxy.http_status = 502
         await rpc.block_number()
         assert provider.active_endpoint == node.url
+    finally:
+        await provider.disconnect()
+
+
+async def test_a_rate_limited_endpoint_is_not_failed_over_for_long(
+    node: Anvil, proxy: RpcProxy
+) -> None:
+    """A 429 without Retry-After leaves the preferred endpoint alone for a second, not for
+    `retry_preferred_after`: it was never dead."""
+    proxy_label = f"http://127.0.0.1:{proxy.port}"
+    provider = FailoverProvider([proxy.url, node.url], chain_id=CHAIN_ID, retry_preferred_after=60)
+    rpc = Rpc(provider)
+    try:
+        await rpc.block_number()
+        proxy.http_status = 429
+        await rpc.block_number()
+        assert provider.active_endpoint == node.url
+        proxy.http_status = None
+
+        async def back_on_the_proxy() -> bool:
+            await rpc.block_number()
+            return provider.active_endpoint == proxy_label
+
+        await eventually(back_on_the_proxy, within=10)
     finally:
         await provider.disconnect()
 

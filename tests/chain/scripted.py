@@ -97,6 +97,9 @@ class ScriptedChain:
     """Blocks whose logs range answers leave out (by-hash answers still hold them)."""
     reorder: bool = False
     """Shuffle logs in range answers and reverse batch replies."""
+    behind: int = 0
+    """Every other HTTP request is served by a backend this many blocks behind the head (a
+    load balancer over nodes that are not in step)."""
     too_large_over: int | None = None
     """Refuse `eth_getLogs` ranges wider than this with Infura's "more than 10000 results"."""
     throttles: list[Throttle] = field(default_factory=list)
@@ -105,6 +108,8 @@ class ScriptedChain:
     throttled_at: list[float] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     _fork: int = 0
+    _served: int = 0
+    _view: int = 0
     _runner: web.AppRunner | None = None
     _random: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -149,22 +154,26 @@ class ScriptedChain:
     # -- JSON-RPC ------------------------------------------------------------------------------
 
     def _block(self, tag: str) -> Block | None:
-        number = self.head if tag == "latest" else int(tag, 16)
-        return self.blocks[number] if 0 <= number <= self.head else None
+        number = self._view if tag == "latest" else int(tag, 16)
+        return self.blocks[number] if 0 <= number <= self._view else None
+
+    def _by_hash(self, block_hash: str) -> Block | None:
+        found = [b for b in self.blocks[: self._view + 1] if b.hash == block_hash]
+        return found[0] if found else None
 
     def _logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         if "blockHash" in query:
-            found = [b for b in self.blocks if b.hash == query["blockHash"]]
-            if not found:
+            block = self._by_hash(query["blockHash"])
+            if block is None:
                 raise LookupError(f"unknown block {query['blockHash']}")
-            return found[0].logs()
+            return block.logs()
         start, end = int(query["fromBlock"], 16), int(query["toBlock"], 16)
         if self.too_large_over is not None and end - start + 1 > self.too_large_over:
             raise OverflowError("query returned more than 10000 results")
-        indexed = self.head - self.log_lag
+        indexed = self._view - self.log_lag
         out = [
             entry
-            for block in self.blocks[start : min(end, self.head) + 1]
+            for block in self.blocks[start : min(end, self._view) + 1]
             if block.number <= indexed and block.number not in self.drop
             for entry in block.logs()
         ]
@@ -180,13 +189,13 @@ class ScriptedChain:
             if method == "eth_chainId":
                 reply["result"] = hex(CHAIN_ID)
             elif method == "eth_blockNumber":
-                reply["result"] = hex(self.head)
+                reply["result"] = hex(self._view)
             elif method == "eth_getBlockByNumber":
                 block = self._block(params[0])
                 reply["result"] = block.header() if block else None
             elif method == "eth_getBlockByHash":
-                found = [b for b in self.blocks if b.hash == params[0]]
-                reply["result"] = found[0].header() if found else None
+                block = self._by_hash(params[0])
+                reply["result"] = block.header() if block else None
             elif method == "eth_getLogs":
                 reply["result"] = self._logs(params[0])
             else:
@@ -200,6 +209,9 @@ class ScriptedChain:
     async def _handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         calls = body if isinstance(body, list) else [body]
+        self._served += 1
+        lagging = self.behind and self._served % 2 == 0
+        self._view = max(0, self.head - self.behind) if lagging else self.head
         if self.throttles and self.throttle_when(calls):
             throttle = self.throttles[0]
             throttle.count -= 1

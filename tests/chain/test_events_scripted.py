@@ -5,11 +5,12 @@ delivered exactly once and in chain order, or the stream stops with an error say
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from gpu_provider.chain.errors import ReorgBeyondConfirmations
+from gpu_provider.chain.errors import ReorgBeyondConfirmations, RpcError
 from gpu_provider.chain.events import Checkpoint, Delivery, EventSource, EventStream
 from gpu_provider.chain.jsonrpc import Rpc
 from gpu_provider.chain.rpc import FailoverProvider
@@ -137,6 +138,25 @@ async def test_follow_rereads_logs_a_lagging_backend_left_out(
     chain.log_lag = 0
     chain.mine(4)
     delivered += values(await until_block(events, chain.head - 3))
+
+    assert delivered == sent
+
+
+async def test_a_load_balancer_over_nodes_out_of_step_loses_and_repeats_nothing(
+    chain: ScriptedChain, provider: FailoverProvider
+) -> None:
+    sent = fill(chain, 60)
+    chain.behind = 5  # every other request is served by a node 5 blocks behind
+    events = stream(provider, confirmations=2)
+    delivered = values(await until_block(events, chain.head - 2))
+    for value in range(2000, 2012):
+        chain.mine(1, [value])
+        sent.append(value)
+        for _ in range(2):
+            with contextlib.suppress(RpcError):  # a lagging node's "no such block": retried
+                await events.poll()
+    chain.mine(3)
+    delivered += values(await until_block(events, chain.head - 2))
 
     assert delivered == sent
 

@@ -191,7 +191,11 @@ class FailoverProvider(AsyncJSONBaseProvider):
         for endpoint in self._endpoints:
             try:
                 actual = await self._chain_id_of(endpoint)
-            except (_EndpointFailed, _Throttled) as exc:
+            except _Throttled as exc:
+                wait = self._throttle(endpoint, exc.retry_after)
+                log.warning("RPC endpoint %s is rate limiting for %.1f s", endpoint.label, wait)
+                continue
+            except _EndpointFailed as exc:
                 log.warning("RPC endpoint %s does not answer: %s", endpoint.label, exc)
                 self._mark_down(endpoint)
                 continue
