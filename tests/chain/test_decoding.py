@@ -171,3 +171,7 @@ def test_revert_reasons(data: str | None, reason: str, name: str | None) -> None
     revert = decode_revert(data, [CUSTOM_ERRORS])
     assert revert.reason.startswith(reason)
     assert revert.error_name == name
+    if name == "InsufficientEscrow":
+        assert revert.error_args == {"tenant": "0x" + "11" * 20, "needed": 5}
+        assert revert.selector is not None
+        assert revert.contract is None
