@@ -216,8 +216,10 @@ async def test_refusals_say_why_and_some_are_stopped_before_sending(
     stranger = Tenant(chain=devnet, account=people.stranger)
     with pytest.raises(DevnetError, match=f"belongs to {people.tenant.address}"):
         await send_manifest(stranger, lease_id, manifest, port=gateway.port)
-    other = [{"name": "llm", "services": [{"name": "web", "image": "nginx"}]}]
-    with pytest.raises(DevnetError, match=r"are not the order's \(ui, vllm\)"):
+    other = _manifest()
+    for service in other[0]["services"]:
+        service["name"] = f"not-{service['name']}"
+    with pytest.raises(DevnetError, match=r"not-vllm.*the provider would refuse it"):
         await send_manifest(tenant, lease_id, other, port=gateway.port)
     assert len(gateway.received) == 2
 

@@ -147,11 +147,6 @@ def _constructor_inputs(name: str) -> list[dict[str, Any]]:
     return next((list(e["inputs"]) for e in abi if e.get("type") == "constructor"), [])
 
 
-def _starting_tier_arg(tier: int) -> tuple[int, ...]:
-    """ProviderRegistry's starting tier (enum value tier - 1), when its constructor takes one."""
-    return (tier - 1,) if len(_constructor_inputs("ProviderRegistry")) > 2 else ()
-
-
 def _creation(name: str, args: Sequence[Any]) -> TxRequest:
     """A contract creation: the bytecode followed by the ABI-encoded constructor arguments."""
     artifact = load_artifact(name)
@@ -215,11 +210,7 @@ async def deploy_marketplace(
         "TestToken": (token.name, token.symbol, token.decimals, 0),
         "TokenRegistry": (at["AccessControlManager"],),
         "EscrowUser": (at["TokenRegistry"], at["AccessControlManager"]),
-        "ProviderRegistry": (
-            at["TokenRegistry"],
-            at["AccessControlManager"],
-            *_starting_tier_arg(provider_tier),
-        ),
+        "ProviderRegistry": (at["TokenRegistry"], at["AccessControlManager"]),
         "ProviderAttributeRegistry": (at["ProviderRegistry"], at["AccessControlManager"]),
         "EscrowProtocol": (
             at["ProviderRegistry"],
@@ -276,6 +267,11 @@ async def deploy_marketplace(
             call("OrderRequest", "setMarketContracts", at["Bid"], at["ComputeLease"]),
         ),
         ("ComputeLease.setBidContract", call("ComputeLease", "setBidContract", at["Bid"])),
+        # The tier new providers start in; on chain tier N is enum value N - 1.
+        (
+            "ProviderRegistry.setDefaultTier",
+            call("ProviderRegistry", "setDefaultTier", provider_tier - 1),
+        ),
         *(
             (f"grant:{name}", call("AccessControlManager", "grantRole", role, roles[holder]))
             for name, role, holder in (

@@ -72,13 +72,10 @@ async def _set_tier(state_file: Path, address: str, tier: int) -> tuple[int, int
         before = int(
             await chain.read("ProviderRegistry", "getProviderTrustTier", checksummed, what=what)
         )
-        await chain.call(
+        await chain.send(
             state.signer(Role.DEPLOYER),
-            f"tier:{checksummed}:{before}->{tier - 1}",
-            "ProviderRegistry",
-            "updateProviderTier",
-            checksummed,
-            tier - 1,
+            f"tier:{checksummed}:{before + 1}->{tier}",
+            chain.marketplace.update_provider_tier(checksummed, tier),
             what=f"setting the tier of {checksummed}",
         )
         after = int(

@@ -23,7 +23,7 @@ from web3.contract import AsyncContract
 from web3.exceptions import ContractLogicError
 
 from gpu_provider.chain.artifacts import CONTRACT_NAMES
-from gpu_provider.chain.contracts import bind, load_abi
+from gpu_provider.chain.contracts import Contracts, bind, load_abi
 from gpu_provider.chain.decoding import Abi, decode_revert, event_decoders
 from gpu_provider.chain.errors import (
     ChainError,
@@ -75,6 +75,8 @@ class DevnetChain:
         self.state = state
         self.settings = settings
         self.rpc = Rpc.of(w3)
+        self.marketplace = Contracts(w3, settings.contracts)
+        """The operator's bindings (and transaction builders) for the marketplace contracts."""
         self._contracts: dict[str, AsyncContract] = {}
         self._managers: dict[str, TxManager] = {}
         self._error_abis: list[Abi] = [load_abi(name) for name in CONTRACT_NAMES]
