@@ -8,6 +8,7 @@ records every request and answers with the status a test chooses.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
@@ -20,12 +21,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from click.testing import CliRunner
 
 from e2e.chain.conftest import TOKEN, Market
+from gpu_provider.cli import main
 from gpu_provider.devnet.errors import DevnetError
 from gpu_provider.devnet.manifest import parse_manifest_yaml
 from gpu_provider.devnet.orderfile import parse_order_yaml
 from gpu_provider.devnet.session import DevnetChain
+from gpu_provider.devnet.state import DevnetState
 from gpu_provider.devnet.tenant import Tenant
 from gpu_provider.devnet.upload import TlsOptions, send_manifest
 from gpu_provider.market.auth import AUTH_HEADER, AuthError, verify_auth_header
@@ -235,3 +239,45 @@ async def test_a_host_uri_with_a_port_cannot_be_reached_the_way_the_sdk_builds_u
     tenant = Tenant(chain=devnet, account=market.people.tenant)
     with pytest.raises(DevnetError, match=r"'127\.0\.0\.1:8443' is not a bare host name"):
         await send_manifest(tenant, lease_id, _manifest())
+
+
+async def test_send_manifest_from_the_cli(
+    market: Market,
+    devnet: DevnetChain,
+    devnet_state: DevnetState,
+    gateway: Gateway,
+    tmp_path: Path,
+) -> None:
+    lease_id = await _leased(market, devnet)
+    gateway.tenant = market.people.tenant.address
+    state_file = tmp_path / "devnet.json"
+    state_file.write_text(devnet_state.to_json())
+    argv = [
+        "devnet",
+        "tenant",
+        "send-manifest",
+        str(lease_id),
+        str(EXAMPLES / "manifest.yaml"),
+        "--ca-file",
+        str(gateway.ca_file),
+        "--provider-port",
+        str(gateway.port),
+        "--state-file",
+        str(state_file),
+    ]
+    # The CLI runs its own event loop: give it a thread, and this loop serves the gateway.
+    sent = await asyncio.to_thread(CliRunner().invoke, main, argv)
+    assert sent.exit_code == 0, sent.output
+    url = f"https://127.0.0.1:{gateway.port}/deployment/{lease_id}/manifest"
+    assert f"manifest accepted by {url} (HTTP 200)" in sent.output
+    assert [(r.method, r.path) for r in gateway.received] == [
+        ("PUT", f"/deployment/{lease_id}/manifest")
+    ]
+
+    gateway.status = 201
+    refused = await asyncio.to_thread(CliRunner().invoke, main, argv)
+    assert refused.exit_code == 1
+    assert f"Error: the provider did not accept the manifest: HTTP 201 from {url}" in (
+        refused.output
+    )
+    assert "Traceback" not in refused.output
