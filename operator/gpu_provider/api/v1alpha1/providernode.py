@@ -264,37 +264,102 @@ class OnChain(WireModel):
     attributes_approved: bool = False
 
 
-class ModelInventory(WireModel):
-    """GPUs of one catalog model across the selected Nodes."""
+MAX_INVENTORY_NODE_ROWS: Final = 200
+"""Per-node rows `status.inventory.nodes` holds; the rest are counted in `nodesLeftOut`."""
+MAX_INVENTORY_MODELS: Final = 128
+MAX_UNKNOWN_PRODUCTS: Final = 32
+_REASON_PATTERN: Final = r"^[A-Z][A-Za-z0-9]*$"
 
-    model: str
-    resource_id: int | None = None
+
+class ModelInventory(WireModel):
+    """GPUs of one catalog model across the selected Nodes (excluded Nodes count in `total`)."""
+
+    model: str = Field(max_length=32, description="catalog short name, e.g. h100")
+    resource_id: int = Field(ge=1, description="catalog id: the on-chain GPU attribute id")
+    vram_mib: int | None = Field(default=None, ge=0, alias="vramMiB")
+    nodes: int = Field(default=0, ge=0)
     total: int = Field(ge=0)
     allocatable: int = Field(ge=0)
     allocated: int = Field(ge=0)
-    offered: int = Field(ge=0)
     unhealthy: int = Field(default=0, ge=0)
+    reserved: int = Field(default=0, ge=0, description="held for bids not matched yet")
+    excluded: int = Field(default=0, ge=0, description="on NotReady, cordoned or tainted Nodes")
+    offered: int = Field(ge=0)
 
 
 class NodeInventory(WireModel):
-    name: str
-    model: str | None = None
+    """A Node that offers less than it has, and why (Nodes offering everything have no row)."""
+
+    name: str = Field(max_length=253)
+    model: str | None = Field(
+        default=None, max_length=96, description="catalog short names, or the raw product"
+    )
     total: int = Field(ge=0)
     allocatable: int = Field(ge=0)
     allocated: int = Field(ge=0)
     unhealthy: int = Field(default=0, ge=0)
     offered: int = Field(ge=0)
-    reason: str | None = Field(default=None, description="why this Node offers less than it has")
+    reason: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=_REASON_PATTERN,
+        description="why this Node offers less than it has: NotReady, Cordoned, "
+        "UntoleratedTaint, DevicePluginMissing, UnhealthyGpus, UnknownProduct, SharedGpus, "
+        "MigNotOffered, AgentFactsInvalid, AgentFactsMismatch, Reserved, Allocated",
+    )
+    message: str | None = Field(default=None, max_length=512)
+
+
+class UnknownGpuProduct(WireModel):
+    """GPUs the catalog cannot name: reported with what identifies them, never offered."""
+
+    product: str = Field(max_length=96, description="GFD product label or NVML name")
+    pci_id: str | None = Field(default=None, max_length=8)
+    memory_mib: int | None = Field(default=None, ge=0, alias="memoryMiB")
+    gpus: int = Field(ge=0)
+    nodes: int = Field(ge=0)
+    example_node: str = Field(max_length=253)
+
+
+class MigInventory(WireModel):
+    """MIG slices of one profile across the selected Nodes; not offered (see docs)."""
+
+    profile: str = Field(max_length=64)
+    total: int = Field(ge=0)
+    allocated: int = Field(ge=0)
 
 
 class Inventory(WireModel):
+    """What the selected Nodes hold and offer: totals, plus rows only for Nodes that deviate.
+
+    Bounded so that status stays far below the 1.5 MiB object limit at thousands of Nodes.
+    """
+
+    total_gpus: int = Field(default=0, ge=0)
     offered_gpus: int = Field(default=0, ge=0)
     allocated_gpus: int = Field(default=0, ge=0)
-    models: list[ModelInventory] = Field(default_factory=list)
-    nodes: list[NodeInventory] = Field(default_factory=list)
-    unknown_products: list[str] = Field(
-        default_factory=list, description="GPU products not in the catalog: reported, not sold"
+    unhealthy_gpus: int = Field(default=0, ge=0)
+    offered_cpu_cores: int = Field(default=0, ge=0)
+    nodes_selected: int = Field(default=0, ge=0)
+    nodes_offered: int = Field(default=0, ge=0)
+    nodes_excluded: int = Field(default=0, ge=0)
+    models: list[ModelInventory] = Field(
+        default_factory=list, max_length=MAX_INVENTORY_MODELS, json_schema_extra=list_map("model")
     )
+    nodes: list[NodeInventory] = Field(
+        default_factory=list,
+        max_length=MAX_INVENTORY_NODE_ROWS,
+        json_schema_extra=list_map("name"),
+    )
+    nodes_left_out: int = Field(
+        default=0, ge=0, description="deviating Nodes without a row (the list is bounded)"
+    )
+    unknown_products: list[UnknownGpuProduct] = Field(
+        default_factory=list,
+        max_length=MAX_UNKNOWN_PRODUCTS,
+        description="GPU products not in the catalog: reported, not sold",
+    )
+    mig: list[MigInventory] = Field(default_factory=list, max_length=64)
 
 
 class ChainProgress(WireModel):
@@ -390,6 +455,7 @@ class ProviderNodeStatus(WireModel):
 
 
 __all__ = [
+    "MAX_INVENTORY_NODE_ROWS",
     "MAX_PENDING_TXS",
     "MAX_TX_ATTEMPTS",
     "PROVIDER_NODE_KIND",
@@ -402,6 +468,9 @@ __all__ = [
     "Inventory",
     "LeaseDefaults",
     "Maintenance",
+    "MigInventory",
+    "ModelInventory",
+    "NodeInventory",
     "OnChain",
     "OnChainStatus",
     "PendingTx",
@@ -412,5 +481,6 @@ __all__ = [
     "ProviderNodeStatus",
     "TxAttemptRecord",
     "TxStatus",
+    "UnknownGpuProduct",
     "WalletSource",
 ]
