@@ -73,6 +73,17 @@ contract ProviderAttributeRegistry is AccessManaged {
         emit ProviderAttributesApproved(provider, category, approved);
     }
 
+    /// @notice Withdraw a provider's approved and pending attributes in `category`: how a
+    /// verifier rejects a submission it does not confirm (a registry admin may too).
+    function adminRemoveAttributes(address providerAddress, string calldata category) external {
+        if (!_isRegistryAdmin(msg.sender)) _checkRole(Roles.VERIFIER, msg.sender);
+        if (!providerRegistry.isRegisteredProvider(providerAddress)) revert ProviderNotFound();
+        _requireCategory(category);
+        delete providerAttributes[providerAddress][category];
+        delete pendingAttributes[providerAddress][category];
+        emit ProviderAttributesRemoved(providerAddress, category);
+    }
+
     /// @notice Withdraw the caller's approved and pending attributes in `category`.
     function removeAttributes(string calldata category) external {
         if (!providerRegistry.isRegisteredProvider(msg.sender)) revert ProviderNotFound();

@@ -122,6 +122,7 @@ USED: dict[str, dict[str, set[str]]] = {
     "ProviderAttributeRegistry": {
         "function": {
             "VERIFIER_ROLE",
+            "adminRemoveAttributes",
             "approveAttributes",
             "getAttributes",
             "getPendingAttributes",
