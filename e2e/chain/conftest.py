@@ -192,7 +192,7 @@ class Market:
             provider.address,
             [self.addresses.test_token],
             '{"Name":"devnet-provider","Region":"eu-west","Attributes":[]}',
-            "provider.devnet.example:8443",
+            "provider.devnet.example",
             "-----BEGIN CERTIFICATE-----\ndevnet\n-----END CERTIFICATE-----",
             (reward_wallet or provider).address,
         )

@@ -277,7 +277,7 @@ def test_provider_updates_its_registration_and_goes_into_maintenance(market: Mar
     provider, registry = market.people.provider, market.providers
     market.register_provider(provider)
     market.activate(provider)
-    market.send(registry.functions.updateProviderHostUri("gpu.example.net:8443"), provider)
+    market.send(registry.functions.updateProviderHostUri("gpu.example.net"), provider)
     market.send(registry.functions.updateProviderSpec('{"Name":"p","Region":"us-east"}'), provider)
     market.send(registry.functions.updateProviderCertificate("cert-2"), provider)
     receipt = market.send(
@@ -291,7 +291,7 @@ def test_provider_updates_its_registration_and_goes_into_maintenance(market: Mar
     ).call()
     assert (spec, host_uri, cert) == (
         '{"Name":"p","Region":"us-east"}',
-        "gpu.example.net:8443",
+        "gpu.example.net",
         "cert-2",
     )
     assert (tokens, status, tier, reward) == (

@@ -225,7 +225,7 @@ def test_a_tenant_round_trip_through_the_cli(detached: Path) -> None:
     _transact(
         client,
         registry.addProvider(
-            (provider, [state.payment_token], '{"Name":"p"}', "127.0.0.1:8443", "cert", provider)
+            (provider, [state.payment_token], '{"Name":"p"}', "127.0.0.1", "cert", provider)
         ),
         provider,
     )

@@ -133,7 +133,7 @@ async def test_tenant_order_from_yaml_is_matched_to_the_cheapest_active_bid_and_
     )
     assert (lease.accepted_price, lease.num_blocks) == (FAIR, BLOCKS)
     assert lease.usd_per_hour == Decimal(FAIR * 1800) / TOKEN
-    assert lease.provider_host_uri == "provider.devnet.example:8443"
+    assert lease.provider_host_uri == "provider.devnet.example"
     assert (await tenant.balances()).locked == FAIR * BLOCKS
 
     # 12 blocks later the tenant closes it and pays for exactly the blocks it ran.
