@@ -41,8 +41,9 @@ def devnet() -> None:
     """Local marketplace for development: anvil, the devnet contracts, matchmaker, tenant.
 
     Everything a provider meets on Spheron's chain, on your machine: `up` starts a chain with
-    the marketplace contracts, `matchmaker` matches orders to bids, `tenant` plays a customer.
-    The tools share .local/devnet.json (chain, accounts by role, every contract address).
+    the marketplace contracts, `matchmaker` matches orders to bids, `verifier` approves
+    providers' attributes, `tenant` plays a customer. The tools share .local/devnet.json
+    (chain, accounts by role, every contract address).
 
     \b
     A full round trip, in three terminals:
@@ -283,6 +284,79 @@ async def _matchmaker(
             matched = sum(1 for decision in decisions if decision.matched)
             waiting = len(engine.pending_orders)
             click.echo(f"matched {matched} order(s); {waiting} still in their bid window")
+            return
+        await engine.run()
+
+
+@devnet.command(
+    "verifier",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Approve (or reject) providers' submitted GPU/CPU attributes.",
+)
+@click.option(
+    "--delay",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="seconds a submission waits before it is decided, as Spheron's verifier takes time",
+)
+@click.option(
+    "--reject",
+    is_flag=True,
+    help="reject every submission (adminRemoveAttributes) instead of approving it",
+)
+@click.option("--once", is_flag=True, help="decide what is due now and exit")
+@click.option(
+    "--from-block",
+    type=click.IntRange(min=0),
+    default=None,
+    help="first block to scan for submissions  [default: the deployment block]",
+)
+@state_file_option
+def verifier(
+    delay: float, reject: bool, once: bool, from_block: int | None, state_file: Path
+) -> None:
+    """Play Spheron's attribute verifier on the devnet.
+
+    Signs with the devnet's verifier account (VERIFIER_ROLE). Each submitAttributes of a
+    provider is pending until the verifier approves it; this waits --delay seconds after the
+    newest submission of a provider and category, then approves what is pending, or with
+    --reject withdraws it, so a provider's rejected path can be tried.
+
+    \b
+    Examples:
+      gpu-provider devnet verifier                   # approves after 5 s, until Ctrl-C
+      gpu-provider devnet verifier --delay 0 --once  # approve what is pending now
+      gpu-provider devnet verifier --reject          # reject every submission
+    """
+    from gpu_provider.devnet.state import load_state
+
+    log_to_stderr()
+    with friendly_errors(state_file):
+        state = load_state(state_file)
+    with contextlib.suppress(KeyboardInterrupt):
+        run(_verifier(state, delay, reject, once, from_block), state_file)
+
+
+async def _verifier(
+    state: Any, delay: float, reject: bool, once: bool, from_block: int | None
+) -> None:
+    from gpu_provider.devnet.accounts import Role
+    from gpu_provider.devnet.session import open_devnet
+    from gpu_provider.devnet.verifier import Verifier
+
+    async with await open_devnet(state) as chain:
+        engine = Verifier(
+            chain=chain,
+            account=state.signer(Role.VERIFIER),
+            delay=delay,
+            reject=reject,
+            from_block=from_block,
+            poll_interval=max(0.5, state.block_time or 1.0),
+        )
+        if once:
+            done = await engine.poll_once()
+            click.echo(f"decided {len(done)} submission(s); {len(engine.waiting)} still waiting")
             return
         await engine.run()
 
