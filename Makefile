@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PKG    := operator/gpu_provider
 
-.PHONY: help venv node tools test unit e2e lint fmt crds demo demo-down stack stack-down build-k8s
+.PHONY: help venv node tools test unit e2e lint fmt crds demo demo-down stack stack-down operator build-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ test: lint tools ## lint, unit tests, then e2e tests against the real local stac
 
 stack: tools ## start the local cluster and anvil in the background (.local/kubeconfig, .local/devnet.json)
 	$(PY) -m e2e.harness up
+
+operator: $(STAMP) ## run `gpu-provider run` in the foreground against `make stack` (Ctrl-C stops it)
+	@test -f .local/operator.yaml || { echo "no .local/operator.yaml: run make stack first" >&2; exit 1; }
+	$(VENV)/bin/gpu-provider run --config .local/operator.yaml --kubeconfig .local/kubeconfig
 
 stack-down: $(STAMP) ## stop what `make stack` or `make demo` started
 	$(PY) -m e2e.harness down

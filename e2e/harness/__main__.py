@@ -14,6 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from e2e.harness.operator_setup import (
+    OPERATOR_NAMESPACE,
+    OPERATOR_SETTINGS,
+    WALLET_SECRET,
+    set_up_operator,
+)
 from e2e.harness.stack import (
     DEVNET_JSON,
     KUBECONFIG,
@@ -43,10 +49,16 @@ def stack_up(block_time: float) -> DevnetState:
     apply_objects(all_crds())
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     log("installed CRDs: providernodes.gpuprovider.dev, gpuleases.gpuprovider.dev")
-    return chain_up(block_time)
+    state = chain_up(block_time)
+    set_up_operator(state)
+    log(
+        f"created Secret {OPERATOR_NAMESPACE}/{WALLET_SECRET} (the devnet provider's key) and "
+        f"{OPERATOR_SETTINGS.relative_to(LOCAL.parent)}: run `make operator`"
+    )
+    return state
 
 
-def chain_up(block_time: float) -> dict[str, object]:
+def chain_up(block_time: float) -> DevnetState:
     chain_down()
     node = Anvil(block_time=block_time, log_file=LOCAL / "anvil.log")
     node.start()
@@ -81,6 +93,7 @@ def stack_down() -> None:
     KUBECONFIG.unlink(missing_ok=True)
     chain_down()
     DEVNET_JSON.unlink(missing_ok=True)
+    OPERATOR_SETTINGS.unlink(missing_ok=True)
     log("stopped the cluster and anvil")
 
 

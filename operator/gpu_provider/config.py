@@ -143,6 +143,43 @@ class ChainSettings(BaseModel):
         return checked
 
 
+class OperatorSettings(BaseModel):
+    """How `gpu-provider run` paces itself and elects its one active instance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reconcile_interval_seconds: float = Field(
+        default=60, gt=0, le=3600, description="re-read the cluster and the chain this often"
+    )
+    debounce_seconds: float = Field(
+        default=2, ge=0, le=60, description="wait this long after a change for more to come"
+    )
+    probe_port: int = Field(default=8080, ge=1, le=65535, description="liveness (/healthz)")
+    lease_name: str = Field(
+        default="gpu-provider-operator",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="coordination.k8s.io Lease that elects the one active operator",
+    )
+    lease_duration_seconds: float = Field(
+        default=15, ge=2, le=600, description="a standby takes over this long after renewals stop"
+    )
+    lease_renew_seconds: float = Field(
+        default=5, gt=0, le=300, description="how often the active instance renews its Lease"
+    )
+    watch_server_timeout_seconds: float = Field(default=300, gt=0, le=3600)
+    watch_client_timeout_seconds: float = Field(default=330, gt=0, le=3600)
+    watch_connect_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    stop_timeout_seconds: float = Field(
+        default=30, gt=0, le=600, description="how long SIGTERM waits for a reconcile to finish"
+    )
+
+    @model_validator(mode="after")
+    def _renew_within_duration(self) -> OperatorSettings:
+        if self.lease_renew_seconds >= self.lease_duration_seconds:
+            raise ValueError("lease_renew_seconds must be shorter than lease_duration_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     """Settings shared by every `gpu-provider` process."""
 
@@ -160,6 +197,7 @@ class Settings(BaseSettings):
     )
     chain: ChainSettings = Field(default_factory=ChainSettings)
     metrics_port: int = Field(default=9090, ge=1, le=65535)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT
 

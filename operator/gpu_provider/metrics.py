@@ -1,0 +1,75 @@
+"""Prometheus metrics of `gpu-provider run`, served on `metrics_port` (`/metrics`).
+
+One registry per process (not the client library's global one), so tests can start two
+operators in one interpreter and the node agent's metrics never mix with these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["OperatorMetrics"]
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass
+class OperatorMetrics:
+    registry: CollectorRegistry = field(default_factory=_registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.leader = Gauge(
+            "gpu_provider_leader", "1 while this instance holds the operator Lease", registry=r
+        )
+        self.reconciles = Counter(
+            "gpu_provider_reconciles",
+            "ProviderNode reconciles, by result (ok, error, waiting)",
+            ["provider", "result"],
+            registry=r,
+        )
+        self.reconcile_seconds = Histogram(
+            "gpu_provider_reconcile_seconds",
+            "Time of one ProviderNode reconcile (inventory, status and chain)",
+            ["provider"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.inventory_seconds = Histogram(
+            "gpu_provider_inventory_seconds",
+            "Time to compute the GPU inventory from the Node and Pod indexes",
+            ["provider"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.gpus = Gauge(
+            "gpu_provider_gpus",
+            "GPUs per catalog model and state (total, allocated, unhealthy, offered)",
+            ["provider", "model", "state"],
+            registry=r,
+        )
+        self.nodes = Gauge(
+            "gpu_provider_nodes",
+            "Selected Nodes by whether they are offered (offered, excluded)",
+            ["provider", "state"],
+            registry=r,
+        )
+        self.condition = Gauge(
+            "gpu_provider_condition",
+            "1 when the ProviderNode condition is True, 0 otherwise",
+            ["provider", "type"],
+            registry=r,
+        )
+        self.pending_txs = Gauge(
+            "gpu_provider_pending_transactions",
+            "Open (signed or pending) transactions in status.pendingTxs",
+            ["provider"],
+            registry=r,
+        )
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped in-cluster
+        start_http_server(port, addr=addr, registry=self.registry)
