@@ -8,14 +8,17 @@ Everything is read back from the contracts (`read_provider`), as a tenant's SDK 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from e2e.advertise.conftest import CPU_ID, H100, RTX4090, Provider
 from gpu_provider.api.v1alpha1.providernode import PendingTx, TxStatus
 from gpu_provider.chain.registry import read_provider
+from gpu_provider.devnet.state import DevnetState
 from gpu_provider.devnet.verifier import Verdict, Verification, Verifier
 from gpu_provider.market.advertise import ActionKind, ActualProvider, ProviderStatus
 
@@ -225,3 +228,59 @@ async def test_a_crash_between_journal_and_broadcast_sends_each_transaction_once
     again = await provider.advertiser.reconcile(provider.desired())
     assert again.sent == ()
     assert provider.nonce() == nonce + 4
+
+
+async def run_cli(*argv: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gpu_provider",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), DEADLINE)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def test_the_verifier_command_approves_and_rejects(
+    provider: Provider, devnet_state: DevnetState, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "devnet.json"
+    state_file.write_text(devnet_state.to_json())
+    start = str(provider.market.block())
+    await provider.advertiser.reconcile(provider.desired())
+
+    out = await run_cli(
+        "devnet",
+        "verifier",
+        "--once",
+        "--delay",
+        "0",
+        "--from-block",
+        start,
+        "--state-file",
+        str(state_file),
+    )
+    assert "decided 2 submission(s)" in out
+    assert (await on_chain(provider)).approved_units("CPU") == ((CPU_ID, 64),)
+
+    start = str(provider.market.block())
+    await provider.advertiser.reconcile(provider.desired(cpu_offer={CPU_ID: 32}))
+    out = await run_cli(
+        "devnet",
+        "verifier",
+        "--once",
+        "--reject",
+        "--delay",
+        "0",
+        "--from-block",
+        start,
+        "--state-file",
+        str(state_file),
+    )
+    assert "decided 1 submission(s)" in out
+    chain = await on_chain(provider)
+    assert chain.approved_units("CPU") == ()
+    assert chain.approved_units("GPU") == ((RTX4090, 2), (H100, 8))
