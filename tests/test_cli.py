@@ -42,7 +42,7 @@ def test_bad_settings_fail_before_anything_runs(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize(
     "argv",
-    [["run"], ["gateway"], ["node-agent"], ["demo"]],
+    [["run"], ["node-agent"], ["demo"]],
 )
 def test_unbuilt_feature_says_so_and_fails(
     argv: list[str], monkeypatch: pytest.MonkeyPatch

@@ -81,19 +81,130 @@ def run(config: Path | None) -> None:
 
 @main.command(
     context_settings=CONTEXT_SETTINGS,
-    short_help="Serve the HTTPS tenant API (manifests, lease status).",
+    short_help="Serve the provider's HTTPS API (/status, /version).",
 )
 @config_option
-@click.option("--port", type=click.IntRange(1, 65535), default=8443, show_default=True)
-def gateway(config: Path | None, port: int) -> None:
-    """Serve the tenant API over HTTPS: /status, /version, manifest upload, lease status/logs.
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8443,
+    show_default=True,
+    help="Spheron's SDK reaches providers at https://<hostUri>:8443",
+)
+@click.option(
+    "--host",
+    default="0.0.0.0",  # noqa: S104 - a Service in front decides who reaches it
+    show_default=True,
+    help="address to listen on",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="default: $KUBECONFIG, else the in-cluster ServiceAccount",
+)
+@click.option(
+    "--provider-node",
+    default=None,
+    help="the ProviderNode to serve (default: the only one in the cluster)",
+)
+@click.option(
+    "--refresh-seconds",
+    type=click.FloatRange(0.2, 300),
+    default=5.0,
+    show_default=True,
+    help="how often Nodes and Pods are re-read",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="PEM certificate chain file (with --tls-key)",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="PEM private key file (with --tls-cert)",
+)
+@click.option(
+    "--tls-secret",
+    default=None,
+    metavar="NAMESPACE/NAME",
+    help="a kubernetes.io/tls Secret holding tls.crt and tls.key",
+)
+@click.option(
+    "--devnet-self-signed",
+    is_flag=True,
+    help="make a throwaway self-signed certificate (local devnet only)",
+)
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="serve plain HTTP: only for tests, or behind an ingress that terminates TLS",
+)
+def gateway(
+    config: Path | None,
+    port: int,
+    host: str,
+    kubeconfig: Path | None,
+    provider_node: str | None,
+    refresh_seconds: float,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_secret: str | None,
+    devnet_self_signed: bool,
+    insecure_http: bool,
+) -> None:
+    """Serve the provider's HTTPS API: GET /status (the offer, as Spheron's SDK reads it)
+    and GET /version. Unknown paths answer a JSON 404.
 
-    Tenants POST their deployment manifest to /deployment/<leaseId>/manifest with the
-    Auth-Spheron header (a signature by the lease's tenant wallet); the gateway verifies it
-    and hands the manifest to the operator through the GpuLease.
+    /status is rebuilt from the cluster every --refresh-seconds: the Nodes the ProviderNode's
+    nodeSelector picks, the Pods on them, minus reservedPerNode; only healthy, unallocated
+    GPUs of catalog models are offered. cluster_public_hostname is the ProviderNode's hostUri.
+
+    \b
+    TLS (exactly one; the default is the ProviderNode's certificateSecretRef):
+      --tls-cert cert.pem --tls-key key.pem    PEM files
+      --tls-secret gpu-provider-system/gateway-tls   a kubernetes.io/tls Secret
+      --devnet-self-signed                     a throwaway certificate, devnet only
+      --insecure-http                          no TLS, behind a TLS-terminating ingress
+    \b
+    Try it against the local stack:
+      gpu-provider gateway --kubeconfig ~/.kube/config --devnet-self-signed --port 8443
+      curl -sk https://localhost:8443/status | jq .cluster.inventory.available.nodes
     """
-    _check_settings(config)
-    _not_available(f"the tenant gateway (port {port})", "it lands with the gateway")
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    import asyncio
+
+    from gpu_provider.gateway.server import GatewayOptions, OptionsError, choose_tls, serve
+    from gpu_provider.gateway.tls import TlsError
+    from gpu_provider.inventory import build_inventory
+    from gpu_provider.kube.client import KubeConfigError
+    from gpu_provider.kube.reads import TlsSecretError
+
+    options = GatewayOptions(
+        port=port,
+        host=host,
+        kubeconfig=kubeconfig,
+        namespace=settings.namespace,
+        log_level=settings.log_level.value,
+        provider_node=provider_node,
+        refresh_seconds=refresh_seconds,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_secret=tls_secret,
+        devnet_self_signed=devnet_self_signed,
+        insecure_http=insecure_http,
+    )
+    try:
+        choose_tls(options)
+        asyncio.run(serve(options, build_inventory))
+    except (OptionsError, TlsError, TlsSecretError, KubeConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command(
