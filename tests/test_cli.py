@@ -32,6 +32,18 @@ def test_version() -> None:
     assert "gpuprovider.dev/v1alpha1" in result.output
 
 
+def test_run_without_kubernetes_credentials_says_how_to_give_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GPU_PROVIDER_CONFIG", raising=False)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 1
+    assert "in-cluster service account" in result.output
+    assert "--kubeconfig" in result.output
+
+
 def test_bad_settings_fail_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPU_PROVIDER_CHAIN__CHAIN_ID", "abc")
     result = CliRunner().invoke(main, ["run"])
@@ -42,7 +54,7 @@ def test_bad_settings_fail_before_anything_runs(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize(
     "argv",
-    [["run"], ["node-agent"], ["demo"]],
+    [["node-agent"], ["demo"]],
 )
 def test_unbuilt_feature_says_so_and_fails(
     argv: list[str], monkeypatch: pytest.MonkeyPatch

@@ -68,15 +68,36 @@ def main() -> None:
     short_help="Run the operator: reconcile, bid, close leases, withdraw.",
 )
 @config_option
-def run(config: Path | None) -> None:
-    """Run the operator (Kopf): reconcile ProviderNodes and GpuLeases, bid, close, withdraw.
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="kubeconfig file (default: $KUBECONFIG, else the in-cluster service account)",
+)
+def run(config: Path | None, kubeconfig: Path | None) -> None:
+    """Run the operator (Kopf): reconcile ProviderNodes, advertise the offer on-chain.
 
-    Runs as a Deployment with one replica and the Recreate strategy, so two operators never
-    sign transactions for the same wallet. Needs a kubeconfig or in-cluster credentials and
-    the chain settings (RPC URLs, chain id, contract addresses).
+    Serves Prometheus metrics on `metrics_port` and a liveness probe on
+    `operator.probe_port` (/healthz). Several instances may run: the holder of the Lease
+    `operator.lease_name` in `namespace` acts, the others stand by and send nothing.
+    SIGTERM stops it cleanly. Needs a kubeconfig or in-cluster credentials and the chain
+    settings (RPC URLs, chain id, contract addresses).
+
+    \b
+    Against the local stack (`make stack`):
+      gpu-provider run --config .local/operator.yaml --kubeconfig .local/kubeconfig
     """
-    _check_settings(config)
-    _not_available("the operator loop (`run`)", "it lands with the ProviderNode controller")
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    from gpu_provider.kube.client import KubeConfigError
+    from gpu_provider.runtime import run_operator
+
+    try:
+        sys.exit(run_operator(settings, kubeconfig))
+    except KubeConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command(

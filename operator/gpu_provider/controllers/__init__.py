@@ -1,0 +1,1 @@
+"""Kopf controllers, one module per kind; handlers stay thin (parse → reconcile → status)."""
