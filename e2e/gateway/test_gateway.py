@@ -8,7 +8,6 @@ offers; the provider cordons a Node and /status drops its GPUs within the refres
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import os
 import socket
@@ -18,7 +17,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 from tests.gateway.sdk_grouping import available_by_gpu
-from tests.samples import load_example
 
 from e2e.harness.stack import KwokCluster
-from gpu_provider.api.v1alpha1 import GROUP, VERSION, ProviderNodeSpec
+from gpu_provider.api.v1alpha1 import ProviderNodeSpec
 from gpu_provider.gateway.status import render_status
 from gpu_provider.gateway.tls import make_self_signed
 from gpu_provider.inventory import build_inventory
@@ -110,16 +107,6 @@ def start_gateway(kubeconfig: Path, tmp: Path, *args: str) -> Gateway:
 
     _wait(answers, "the gateway to answer /version")
     return gateway
-
-
-@pytest.fixture(scope="module")
-def provider_node(api_client: client.ApiClient, crds: list[str]) -> Iterator[dict[str, Any]]:
-    body = copy.deepcopy(load_example("providernode.yaml"))
-    body["metadata"] = {"name": f"gateway-e2e-{uuid.uuid4().hex[:6]}"}
-    custom = client.CustomObjectsApi(api_client)
-    created = custom.create_cluster_custom_object(GROUP, VERSION, "providernodes", body)
-    yield created
-    custom.delete_cluster_custom_object(GROUP, VERSION, "providernodes", body["metadata"]["name"])
 
 
 @pytest.fixture(scope="module")

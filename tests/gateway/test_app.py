@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,9 @@ class FixedSource:
 
     def current(self) -> dict[str, Any] | None:
         return self.document
+
+    def current_json(self) -> bytes | None:
+        return None if self.document is None else json.dumps(self.document).encode()
 
 
 extra = web.RouteTableDef()

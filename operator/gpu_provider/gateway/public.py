@@ -14,15 +14,15 @@ routes = web.RouteTableDef()
 
 @routes.get("/status")
 async def status(request: web.Request) -> web.Response:
-    document = request.app[STATUS_SOURCE].current()
-    if document is None:
+    body = request.app[STATUS_SOURCE].current_json()
+    if body is None:
         raise GatewayError(
             503,
             "the inventory is not available: not read from the cluster yet, or the cluster "
             "has not answered for a while; retry in a few seconds",
             headers={"Retry-After": "5"},
         )
-    return web.json_response(document)
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.get("/version")

@@ -11,6 +11,7 @@ old offer as if it were current.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -55,13 +56,18 @@ class ClusterStatusSource:
         self.refresh_seconds = refresh_seconds
         self._stale_after = stale_after_seconds
         self._document: JsonObject | None = None
+        self._body: bytes | None = None
         self._read_at = 0.0
         self._versions: tuple[str, ...] = ()
 
     def current(self) -> JsonObject | None:
-        if self._document is None or time.monotonic() - self._read_at > self._stale_after:
-            return None
-        return self._document
+        return None if self._stale() else self._document
+
+    def current_json(self) -> bytes | None:
+        return None if self._stale() else self._body
+
+    def _stale(self) -> bool:
+        return self._body is None or time.monotonic() - self._read_at > self._stale_after
 
     async def provider_node(self) -> JsonObject:
         """The ProviderNode served: the one named, else the only one in the cluster."""
@@ -103,6 +109,7 @@ class ClusterStatusSource:
         if versions != self._versions or self._document is None:
             report = self._build(nodes.items, pods.items, spec)
             self._document = render_status(report, hostname=spec.host_uri, counts=counts)
+            self._body = json.dumps(self._document, separators=(",", ":")).encode()
             self._versions = versions
         self._read_at = time.monotonic()
 

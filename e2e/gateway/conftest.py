@@ -1,0 +1,24 @@
+"""A ProviderNode for the gateway tests: the production-shaped example under its own name."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.samples import load_example
+
+from gpu_provider.api.v1alpha1 import GROUP, VERSION
+
+
+@pytest.fixture(scope="module")
+def provider_node(api_client: client.ApiClient, crds: list[str]) -> Iterator[dict[str, Any]]:
+    body = copy.deepcopy(load_example("providernode.yaml"))
+    body["metadata"] = {"name": f"gateway-e2e-{uuid.uuid4().hex[:6]}"}
+    custom = client.CustomObjectsApi(api_client)
+    created = custom.create_cluster_custom_object(GROUP, VERSION, "providernodes", body)
+    yield created
+    custom.delete_cluster_custom_object(GROUP, VERSION, "providernodes", body["metadata"]["name"])
