@@ -107,6 +107,13 @@ async def test_the_on_chain_attributes_follow_the_offer_down_and_back_up(
     assert chain.approved_units("GPU") == ()
     assert chain.approved_units("CPU") == ((CPU_ID, 64),)
 
+    # GPUs are back after an operator restart: offered again, not taken for a rejection.
+    await provider.restart()
+    back = await provider.advertiser.reconcile(provider.desired())
+    assert [s.action.kind for s in back.sent] == [ActionKind.ATTRIBUTES]
+    assert back.rejected == ()
+    assert (await on_chain(provider)).pending_units("GPU") == ((RTX4090, 2), (H100, 8))
+
 
 async def test_maintenance_round_trips(provider: Provider) -> None:
     await provider.advertiser.reconcile(provider.desired())
@@ -172,6 +179,21 @@ async def test_a_rejected_submission_is_reported_and_not_sent_again(
         provider.desired(cpu_offer={}, gpu_offer={H100: 7})
     )
     assert [s.action.kind for s in changed.sent] == [ActionKind.ATTRIBUTES]
+
+
+async def test_an_offer_rejected_after_another_was_approved_can_come_back(
+    provider: Provider, verifier: Callable[..., Verifier]
+) -> None:
+    """8 H100 approved; 7 submitted and rejected; back to 8: that is offered again."""
+    await provider.advertiser.reconcile(provider.desired(cpu_offer={}, gpu_offer={H100: 8}))
+    await decided(verifier())
+    await provider.advertiser.reconcile(provider.desired(cpu_offer={}, gpu_offer={H100: 7}))
+    await decided(verifier(reject=True))  # sees both submissions, decides on the newest
+    assert (await on_chain(provider)).approved_units("GPU") == ()
+
+    back = await provider.advertiser.reconcile(provider.desired(cpu_offer={}, gpu_offer={H100: 8}))
+    assert [s.action.kind for s in back.sent] == [ActionKind.ATTRIBUTES]
+    assert (await on_chain(provider)).pending_units("GPU") == ((H100, 8),)
 
 
 async def test_a_refusal_is_returned_decoded_and_the_rest_still_advertised(

@@ -15,8 +15,10 @@ from gpu_provider.market.advertise import (
     ProviderStatus,
     attributes_key,
     build_desired,
+    key_action,
     parse_spec,
     plan_advertise,
+    remove_attributes_key,
 )
 
 WALLET = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
@@ -225,3 +227,14 @@ def test_units_of_zero_and_duplicate_tokens_are_dropped() -> None:
         ).reward_wallet
         == WALLET
     )
+
+
+def test_every_planned_key_names_its_kind_and_category() -> None:
+    actions = plan_advertise(desired(), ABSENT) + plan_advertise(
+        desired(gpu_offer={}), in_sync(desired())
+    )
+    for action in actions:
+        assert key_action(action.key) == (action.kind, action.category)
+    assert key_action(remove_attributes_key("CPU")) == (ActionKind.REMOVE_ATTRIBUTES, "CPU")
+    with pytest.raises(ValueError, match="not an advertising key"):
+        key_action("match:12:0")

@@ -37,7 +37,9 @@ from gpu_provider.market.advertise import (
     AdvertiseAction,
     DesiredProvider,
     attributes_key,
+    key_action,
     plan_advertise,
+    remove_attributes_key,
 )
 
 __all__ = ["KEY_PREFIX", "AdvertiseOutcome", "Advertiser", "Refusal", "Sent"]
@@ -101,6 +103,8 @@ class Advertiser:
         self.contracts = contracts
         self.tx = tx
         self.store = store
+        self._latest: dict[str, str] = {}
+        """Category -> the key of the attribute transaction this process sent last."""
 
     async def reconcile(self, desired: DesiredProvider) -> AdvertiseOutcome:
         if desired.wallet.lower() != self.tx.address.lower():
@@ -151,11 +155,9 @@ class Advertiser:
         """Finish what an earlier run journaled, before reading the chain."""
         opened = [i for i in await self.store.open_intents() if i.key.startswith(KEY_PREFIX)]
         for intent in sorted(opened, key=lambda i: i.nonce):
+            kind, category = key_action(intent.key)
             action = AdvertiseAction(
-                ActionKind(intent.key.split(":")[1]),
-                (),
-                intent.key,
-                f"resume {intent.purpose or intent.key}",
+                kind, (), intent.key, f"resume {intent.purpose or intent.key}", category
             )
             request = TxRequest(to=intent.to, data=intent.data, value=intent.value)
             log.info("resuming %s journaled earlier (nonce %d)", intent.key, intent.nonce)
@@ -165,20 +167,30 @@ class Advertiser:
         self, action: AdvertiseAction, before: ActualProvider, head: int
     ) -> bool:
         """Our submission of exactly this offer was mined, yet it is neither pending nor
-        approved, and no later submission of ours replaced it: the verifier rejected it."""
-        if action.kind is not ActionKind.ATTRIBUTES or action.category is None:
+        approved, and nothing of ours replaced it since: the verifier rejected it.
+
+        "Since" is judged from what this process last sent in the category and, after a
+        restart, from the journal (the submission of what is approved now, our withdrawal
+        of the category). When in doubt it says rejected: the offer is then not re-sent
+        until it changes, which under-advertises but never claims more than was offered."""
+        category = action.category
+        if action.kind is not ActionKind.ATTRIBUTES or category is None:
             return False
         ours = await self.store.get(action.key)
-        if not _finished_by(ours, head, IntentStatus.MINED) or before.pending_units(
-            action.category
-        ):
+        if ours is None or not _finished_by(ours, head, IntentStatus.MINED):
             return False
-        approved = before.approved_units(action.category)
-        if approved:
-            later = await self.store.get(attributes_key(action.category, approved))
-            mined_at = ours.block_number if ours is not None else None
-            if later is not None and (later.block_number or 0) > (mined_at or 0):
-                return False  # the approved set came from a newer submission: resubmit
+        if before.pending_units(category):
+            return False  # a newer submission is pending: ours was replaced, not rejected
+        latest = self._latest.get(category)
+        if latest is not None and latest != action.key:
+            return False
+        newer = [remove_attributes_key(category)]
+        if approved := before.approved_units(category):
+            newer.append(attributes_key(category, approved))
+        for key in newer:
+            other = await self.store.get(key)
+            if other is not None and (other.block_number or 0) > (ours.block_number or 0):
+                return False
         return True
 
     async def _ready(self, action: AdvertiseAction, head: int) -> bool:
@@ -225,6 +237,8 @@ class Advertiser:
             refused.append(Refusal(action, error))
         else:
             sent.append(Sent(action, result.tx_hash, result.block_number))
+            if action.category is not None:
+                self._latest[action.category] = action.key
 
 
 def _finished_by(intent: TxIntent | None, head: int, status: IntentStatus) -> bool:

@@ -41,8 +41,10 @@ __all__ = [
     "ProviderStatus",
     "attributes_key",
     "build_desired",
+    "key_action",
     "parse_spec",
     "plan_advertise",
+    "remove_attributes_key",
 ]
 
 GPU: Final = "GPU"
@@ -228,6 +230,22 @@ def attributes_key(category: str, units: Units) -> str:
     return f"advertise:{ActionKind.ATTRIBUTES.value}:{category}:{_digest(list(units))}"
 
 
+def remove_attributes_key(category: str) -> str:
+    """The key of withdrawing `category` (one per category: a withdrawal has no content)."""
+    return f"advertise:{ActionKind.REMOVE_ATTRIBUTES.value}:{category}"
+
+
+def key_action(key: str) -> tuple[ActionKind, str | None]:
+    """The kind of an `advertise:` key, and its category for attribute keys; ValueError
+    for a key this module did not make."""
+    parts = key.split(":")
+    if len(parts) < 3 or parts[0] != "advertise":
+        raise ValueError(f"{key!r} is not an advertising key")
+    kind = ActionKind(parts[1])
+    attribute = kind in (ActionKind.ATTRIBUTES, ActionKind.REMOVE_ATTRIBUTES)
+    return kind, parts[2] if attribute else None
+
+
 def _action(kind: ActionKind, args: tuple[Any, ...], summary: str) -> AdvertiseAction:
     return AdvertiseAction(
         kind, args, f"advertise:{kind.value}:{_digest(kind.value, *args)}", summary
@@ -251,7 +269,7 @@ def attribute_actions(
             AdvertiseAction(
                 ActionKind.REMOVE_ATTRIBUTES,
                 (category,),
-                f"advertise:{ActionKind.REMOVE_ATTRIBUTES.value}:{category}",
+                remove_attributes_key(category),
                 f"withdraw the {category} attributes: nothing is offered",
                 category,
             )
