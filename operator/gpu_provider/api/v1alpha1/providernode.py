@@ -92,6 +92,11 @@ class AcceptedToken(WireModel):
     usd_price: DecimalString = Field(
         default="1", description="USD per whole token, used to turn USD/hour into token/block"
     )
+    withdraw_threshold: DecimalString = Field(
+        default="10",
+        description="earnings in this token are withdrawn to the reward wallet once the "
+        "balance reaches this many whole tokens (small balances wait, saving gas)",
+    )
 
 
 class GpuPrice(WireModel):
@@ -200,6 +205,13 @@ class LeaseDefaults(WireModel):
     )
     node_port_range: PortRange = Field(default_factory=PortRange)
     image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
+    manifest_deadline_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description="a lease whose manifest has not arrived this long after it was taken in "
+        "is closed (reason ManifestDeadlinePassed)",
+    )
 
 
 class NodeReservation(WireModel):
@@ -381,6 +393,7 @@ class Earnings(WireModel):
     """Amounts in the token's base units, as decimal strings (uint256 does not fit int64)."""
 
     token: str
+    address: EvmAddress | None = None
     earned: str = "0"
     withdrawn: str = "0"
     balance: str = "0"

@@ -1,0 +1,33 @@
+"""Pure builders: chain facts and CR models in, Kubernetes objects out (no I/O).
+
+Everything here returns plain dicts ready for the API server; `gpu_provider.kube` applies them.
+Golden files under `tests/render/golden/` pin the exact output.
+"""
+
+from gpu_provider.render.gpulease import (
+    LeaseNotRepresentable,
+    ProviderNodeRef,
+    RenderedLease,
+    build_gpulease,
+    gpulease_name,
+    lease_resources,
+)
+from gpu_provider.render.labels import (
+    LEASE_ID_LABEL,
+    PROVIDER_NODE_LABEL,
+    TENANT_LABEL,
+    lease_labels,
+)
+
+__all__ = [
+    "LEASE_ID_LABEL",
+    "PROVIDER_NODE_LABEL",
+    "TENANT_LABEL",
+    "LeaseNotRepresentable",
+    "ProviderNodeRef",
+    "RenderedLease",
+    "build_gpulease",
+    "gpulease_name",
+    "lease_labels",
+    "lease_resources",
+]
