@@ -54,7 +54,7 @@ def test_bad_settings_fail_before_anything_runs(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize(
     "argv",
-    [["node-agent"], ["demo"]],
+    [["demo"]],
 )
 def test_unbuilt_feature_says_so_and_fails(
     argv: list[str], monkeypatch: pytest.MonkeyPatch

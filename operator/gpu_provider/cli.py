@@ -234,14 +234,98 @@ def gateway(
     short_help="Report this node's GPUs from NVML on the Node.",
 )
 @config_option
-def node_agent(config: Path | None) -> None:
-    """Report this node's GPUs from NVML (model, VRAM, health, driver/CUDA) on the Node.
+@click.option(
+    "--node-name",
+    envvar="NODE_NAME",
+    required=True,
+    help="this Node's name [env NODE_NAME; set it from the downward API: spec.nodeName]",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="kubeconfig file (default: $KUBECONFIG, else the in-cluster ServiceAccount)",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=9400,
+    show_default=True,
+    help="Prometheus /metrics port (dcgm-exporter's default, so scrape configs carry over)",
+)
+@click.option("--metrics-address", default="0.0.0.0", show_default=True)  # noqa: S104
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=10.0,
+    show_default=True,
+    help="seconds between NVML polls (metrics); XID events are reported at once",
+)
+@click.option(
+    "--verify-interval",
+    type=click.FloatRange(1, 86400),
+    default=60.0,
+    show_default=True,
+    help="seconds between checks that the annotation on the Node is still ours",
+)
+@click.option(
+    "--ignore-xid",
+    "ignore_xids",
+    type=click.IntRange(1, 65535),
+    multiple=True,
+    help="an XID that must not mark a GPU unhealthy (repeatable), in addition to the "
+    "application errors 13, 31, 43, 45, 68 and 109",
+)
+def node_agent(
+    config: Path | None,
+    node_name: str,
+    kubeconfig: Path | None,
+    metrics_port: int,
+    metrics_address: str,
+    interval: float,
+    verify_interval: float,
+    ignore_xids: tuple[int, ...],
+) -> None:
+    """Report this node's GPUs from NVML (model, VRAM, MIG, driver/CUDA, health) on the Node.
 
-    Runs as a DaemonSet on GPU nodes. It writes a Node annotation only when the facts change
-    and serves Prometheus metrics; unhealthy GPUs are then no longer offered.
+    Runs as a DaemonSet on GPU nodes, with the NVIDIA container runtime so NVML is present.
+    It writes the Node annotation gpuprovider.dev/gpu-facts only when a GPU's facts or health
+    change (never for utilisation), and serves DCGM-named Prometheus metrics. A GPU with a
+    critical XID, uncorrectable ECC errors, or pages/rows waiting for a reset is unhealthy
+    and is no longer offered.
+
+    \b
+    Exit codes:
+      0  stopped by SIGTERM or SIGINT
+      1  bad settings, or the metrics port cannot be opened
+      2  bad command line
+      4  NVML is not available (no libnvidia-ml.so.1, driver not loaded, no /dev/nvidia*)
+      5  the Node does not exist, or Kubernetes cannot be configured
+    \b
+    Example (outside a cluster, against a kubeconfig):
+      NODE_NAME=gpu-h100-0 gpu-provider node-agent --kubeconfig ~/.kube/config
     """
-    _check_settings(config)
-    _not_available("the NVML node agent", "it lands with the node agent")
+    import logging
+
+    from gpu_provider.agent.app import AgentConfig, run_node_agent
+
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level.value, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    agent_config = AgentConfig(
+        node_name=node_name,
+        kubeconfig=kubeconfig,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
+        interval=interval,
+        verify_interval=verify_interval,
+        ignore_xids=frozenset(ignore_xids),
+    )
+    sys.exit(run_node_agent(agent_config))
 
 
 @main.command(
