@@ -164,8 +164,13 @@ class Nvml:
         except self._lib.NVMLError as exc:
             log.warning("NVML events unavailable (%s): health relies on ECC and row remaps", exc)
             return None
+        try:
+            count = self._lib.nvmlDeviceGetCount()
+        except self._lib.NVMLError as exc:
+            log.warning("cannot list GPUs for XID events (%s)", exc)
+            count = 0
         registered = 0
-        for index in range(self._lib.nvmlDeviceGetCount()):
+        for index in range(count):
             registered += self._register(index, event_set, on_event)
         if not registered:
             self._free(event_set)
