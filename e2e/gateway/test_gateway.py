@@ -183,23 +183,35 @@ def test_version_answers_and_unknown_paths_are_json_404(gateway: Gateway) -> Non
     assert body["error"]["message"]
 
 
-def test_certificate_from_a_tls_secret(
+def served_certificate(gateway: Gateway) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", gateway.port)))
+
+
+def der(cert: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+
+def tls_secret_data(cert: Path, key: Path) -> dict[str, str]:
+    return {
+        "tls.crt": base64.b64encode(cert.read_bytes()).decode(),
+        "tls.key": base64.b64encode(key.read_bytes()).decode(),
+    }
+
+
+def test_certificate_from_a_tls_secret_and_its_renewal(
     kwok_cluster: KwokCluster,
     core: client.CoreV1Api,
     namespace: str,
     provider_node: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    cert, key = make_self_signed(tmp_path, ["gpu.example.com"])
+    cert, key = make_self_signed(tmp_path / "first", ["gpu.example.com"])
     core.create_namespaced_secret(
         namespace,
         client.V1Secret(
             metadata=client.V1ObjectMeta(name="gateway-tls"),
             type="kubernetes.io/tls",
-            data={
-                "tls.crt": base64.b64encode(cert.read_bytes()).decode(),
-                "tls.key": base64.b64encode(key.read_bytes()).decode(),
-            },
+            data=tls_secret_data(cert, key),
         ),
     )
     running = start_gateway(
@@ -209,11 +221,19 @@ def test_certificate_from_a_tls_secret(
         provider_node["metadata"]["name"],
         "--tls-secret",
         f"{namespace}/gateway-tls",
+        "--tls-reload-seconds",
+        "1",
     )
     try:
         trusting = ssl.create_default_context(cafile=str(cert))
         trusting.check_hostname = False  # the certificate names gpu.example.com, we dial an IP
         assert get(running.url + "/version", trusting)[0] == 200
+        # cert-manager renews the certificate in the Secret: new handshakes get the new one.
+        renewed, renewed_key = make_self_signed(tmp_path / "renewed", ["gpu.example.com"])
+        core.patch_namespaced_secret(
+            "gateway-tls", namespace, {"data": tls_secret_data(renewed, renewed_key)}
+        )
+        _wait(lambda: served_certificate(running) == der(renewed), "the renewed certificate")
     finally:
         running.stop()
 

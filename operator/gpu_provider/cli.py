@@ -137,6 +137,13 @@ def run(config: Path | None, kubeconfig: Path | None) -> None:
     help="how often Nodes and Pods are re-read",
 )
 @click.option(
+    "--tls-reload-seconds",
+    type=click.FloatRange(1, 86_400),
+    default=60.0,
+    show_default=True,
+    help="how often the certificate file or Secret is re-read; a renewed one is used at once",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -171,6 +178,7 @@ def gateway(
     kubeconfig: Path | None,
     provider_node: str | None,
     refresh_seconds: float,
+    tls_reload_seconds: float,
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_secret: str | None,
@@ -215,6 +223,7 @@ def gateway(
         log_level=settings.log_level.value,
         provider_node=provider_node,
         refresh_seconds=refresh_seconds,
+        tls_reload_seconds=tls_reload_seconds,
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_secret=tls_secret,

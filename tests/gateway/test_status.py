@@ -51,7 +51,7 @@ def gpus(
 def rows(model: str | None, count: int, product: str, pci_id: str | None = None) -> list[GpuRow]:
     return [
         GpuRow(
-            index=i,
+            i,  # the GPU's index (first field)
             product=product,
             model=model,
             resource_id=None,

@@ -8,12 +8,13 @@ import logging
 import signal
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from gpu_provider.api.v1alpha1 import ProviderNodeSpec
 from gpu_provider.gateway import tls
@@ -41,6 +42,7 @@ class GatewayOptions:
     log_level: str = "INFO"
     provider_node: str | None = None
     refresh_seconds: float = 5.0
+    tls_reload_seconds: float = 60.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_secret: str | None = None
@@ -87,38 +89,91 @@ def choose_tls(options: GatewayOptions) -> TlsChoice:
     return TlsChoice("provider-node")
 
 
-async def _tls_context(
+PemReader = Callable[[], Awaitable[tuple[bytes, bytes]]]
+
+
+@dataclass(frozen=True)
+class _Certificate:
+    """Where the certificate is re-read from (None: self-signed or plain HTTP, never)."""
+
+    context: ssl.SSLContext | None
+    reader: PemReader | None = None
+    source: str = ""
+    pem: tuple[bytes, bytes] = (b"", b"")
+
+
+async def _certificate(
     choice: TlsChoice,
     options: GatewayOptions,
     api: client.ApiClient,
     source: ClusterStatusSource,
     workdir: Path,
-) -> ssl.SSLContext | None:
+) -> _Certificate:
     if choice.kind == "none":
         log.warning("serving plain HTTP (--insecure-http): only behind a TLS-terminating proxy")
-        return None
-    if choice.kind == "files" and options.tls_cert and options.tls_key:
-        return tls.context_from_files(options.tls_cert, options.tls_key)
+        return _Certificate(None)
     if choice.kind == "self-signed":
         provider = await source.provider_node()
         host = ProviderNodeSpec.model_validate(provider.get("spec") or {}).host_uri
         cert, key = tls.make_self_signed(workdir, [host])
         log.warning("serving a self-signed certificate for %s (--devnet-self-signed)", host)
-        return tls.context_from_files(cert, key)
-    secret = choice.secret
-    if secret is None:
-        provider = await source.provider_node()
-        spec = ProviderNodeSpec.model_validate(provider.get("spec") or {})
-        if spec.certificate_secret_ref is None:
-            raise OptionsError(
-                f"no TLS certificate: ProviderNode {provider['metadata']['name']} has no "
-                "certificateSecretRef; set it, or pass --tls-secret, --tls-cert/--tls-key, "
-                "--devnet-self-signed (devnet only) or --insecure-http (behind a "
-                "TLS-terminating ingress only)"
+        return _Certificate(tls.context_from_files(cert, key))
+    reader: PemReader
+    if choice.kind == "files" and options.tls_cert and options.tls_key:
+        cert_file, key_file = options.tls_cert, options.tls_key
+
+        async def reader() -> tuple[bytes, bytes]:
+            return tls.read_files(cert_file, key_file)
+
+        where = f"files {cert_file} and {key_file}"
+    else:
+        namespace, name = choice.secret or await _provider_node_secret(options, source)
+
+        async def reader() -> tuple[bytes, bytes]:
+            return await reads.read_tls_secret(api, namespace, name)
+
+        where = f"Secret {namespace}/{name}"
+    pem = await reader()
+    return _Certificate(tls.context_from_pem(*pem, source=where), reader, where, pem)
+
+
+async def _provider_node_secret(
+    options: GatewayOptions, source: ClusterStatusSource
+) -> tuple[str, str]:
+    provider = await source.provider_node()
+    spec = ProviderNodeSpec.model_validate(provider.get("spec") or {})
+    if spec.certificate_secret_ref is None:
+        raise OptionsError(
+            f"no TLS certificate: ProviderNode {provider['metadata']['name']} has no "
+            "certificateSecretRef; set it, or pass --tls-secret, --tls-cert/--tls-key, "
+            "--devnet-self-signed (devnet only) or --insecure-http (behind a "
+            "TLS-terminating ingress only)"
+        )
+    return options.namespace, spec.certificate_secret_ref.name
+
+
+async def _reload_certificate(certificate: _Certificate, every: float) -> None:
+    """Follow a renewed certificate (cert-manager, a rotated Secret) without a restart.
+
+    A certificate that does not load is logged and the previous one stays in use.
+    """
+    if certificate.context is None or certificate.reader is None:
+        return
+    current = certificate.pem
+    while True:
+        await asyncio.sleep(every)
+        try:
+            pem = await certificate.reader()
+            if pem != current:
+                tls.load_pem(certificate.context, *pem, source=certificate.source)
+                current = pem
+                log.info("TLS certificate reloaded from %s", certificate.source)
+        except (tls.TlsError, reads.TlsSecretError, ApiException, OSError) as exc:
+            log.warning(
+                "TLS certificate not reloaded from %s (%s); the previous one stays in use",
+                certificate.source,
+                exc,
             )
-        secret = (options.namespace, spec.certificate_secret_ref.name)
-    cert_pem, key_pem = await reads.read_tls_secret(api, *secret)
-    return tls.context_from_pem(cert_pem, key_pem, source=f"Secret {secret[0]}/{secret[1]}")
 
 
 async def serve(
@@ -138,13 +193,19 @@ async def serve(
         api, build, provider_node=options.provider_node, refresh_seconds=options.refresh_seconds
     )
     with tempfile.TemporaryDirectory(prefix="gateway-") as workdir:
-        context = await _tls_context(choice, options, api, source, Path(workdir))
+        certificate = await _certificate(choice, options, api, source, Path(workdir))
+        context = certificate.context
         app = create_app(source, VersionInfo.from_environment())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, options.host, options.port, ssl_context=context)
         await site.start()
-        refresher = asyncio.create_task(source.run(), name="inventory-refresh")
+        tasks = [
+            asyncio.create_task(source.run(), name="inventory-refresh"),
+            asyncio.create_task(
+                _reload_certificate(certificate, options.tls_reload_seconds), name="tls-reload"
+            ),
+        ]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -156,8 +217,10 @@ async def serve(
         try:
             await stop.wait()
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runner.cleanup()
             api.close()  # type: ignore[no-untyped-call]

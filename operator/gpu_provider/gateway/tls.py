@@ -20,7 +20,9 @@ __all__ = [
     "TlsError",
     "context_from_files",
     "context_from_pem",
+    "load_pem",
     "make_self_signed",
+    "read_files",
     "server_context",
 ]
 
@@ -38,22 +40,30 @@ def server_context() -> ssl.SSLContext:
 
 
 def context_from_files(cert: Path, key: Path) -> ssl.SSLContext:
+    cert_pem, key_pem = read_files(cert, key)
+    return context_from_pem(cert_pem, key_pem, source=f"files {cert} and {key}")
+
+
+def read_files(cert: Path, key: Path) -> tuple[bytes, bytes]:
+    """The PEM bytes of a certificate file and a key file; `TlsError` naming a missing one."""
+    pems = []
     for what, path in (("certificate", cert), ("key", key)):
-        if not path.is_file():
-            raise TlsError(f"TLS {what} file {path} does not exist")
-    context = server_context()
-    try:
-        context.load_cert_chain(certfile=str(cert), keyfile=str(key))
-    except (ssl.SSLError, OSError) as exc:
-        raise TlsError(
-            f"cannot load TLS certificate {cert} with key {key}: {exc} (both must be PEM, "
-            "and the key must belong to the certificate)"
-        ) from None
-    return context
+        try:
+            pems.append(path.read_bytes())
+        except OSError as exc:
+            raise TlsError(f"TLS {what} file {path} cannot be read: {exc.strerror}") from None
+    return pems[0], pems[1]
 
 
 def context_from_pem(cert_pem: bytes, key_pem: bytes, *, source: str) -> ssl.SSLContext:
-    """A context from PEM bytes (a Secret's `tls.crt`/`tls.key`); `source` names them in errors.
+    """A server context from PEM bytes; `source` names them in errors."""
+    context = server_context()
+    load_pem(context, cert_pem, key_pem, source=source)
+    return context
+
+
+def load_pem(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes, *, source: str) -> None:
+    """Load a certificate chain and key into `context`; new handshakes use it from then on.
 
     `ssl` loads keys only from files: they go to a private temporary directory that is
     removed as soon as they are loaded.
@@ -64,12 +74,11 @@ def context_from_pem(cert_pem: bytes, key_pem: bytes, *, source: str) -> ssl.SSL
         key.touch(mode=0o600)
         key.write_bytes(key_pem)
         try:
-            return context_from_files(cert, key)
-        except TlsError as exc:
+            context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+        except (ssl.SSLError, OSError) as exc:
             raise TlsError(
-                str(exc)
-                .replace(str(cert), f"{source} tls.crt")
-                .replace(str(key), f"{source} tls.key")
+                f"cannot load the TLS certificate and key from {source}: {exc} (both must be "
+                "PEM, and the key must belong to the certificate)"
             ) from None
 
 
