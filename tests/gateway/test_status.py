@@ -8,7 +8,7 @@ import pytest
 from e2e.harness.topology import build_nodes
 
 from gpu_provider.api.v1alpha1 import ProviderNodeSpec
-from gpu_provider.gateway.status import StatusCounts, render_status
+from gpu_provider.gateway.status import StatusCounts, count_leases, render_status
 from gpu_provider.inventory import (
     GpuRow,
     InventoryReport,
@@ -259,3 +259,20 @@ def test_sdk_grouping_of_the_topology_gives_exactly_the_offer() -> None:
     assert available_by_gpu(status) == offer
     names = {n["name"] for n in status["cluster"]["inventory"]["available"]["nodes"]}
     assert "gpu-h100-cordoned" not in names
+
+
+def lease(provider_node: str, phase: str | None) -> dict[str, Any]:
+    status = {"phase": phase} if phase else {}
+    return {"spec": {"providerNode": provider_node}, "status": status}
+
+
+def test_leases_count_the_live_ones_of_this_provider_node() -> None:
+    leases = [
+        lease("ours", None),  # just created: awaiting its manifest
+        lease("ours", "AwaitingManifest"),
+        lease("ours", "Running"),
+        lease("ours", "Closed"),
+        lease("ours", "Failed"),
+        lease("theirs", "Running"),
+    ]
+    assert count_leases(leases, "ours") == StatusCounts(leases=3, orders=0, manifests_awaited=2)

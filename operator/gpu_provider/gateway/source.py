@@ -21,8 +21,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from gpu_provider.api.v1alpha1 import LeasePhase, ProviderNodeSpec
-from gpu_provider.gateway.status import StatusCounts, render_status
+from gpu_provider.api.v1alpha1 import ProviderNodeSpec
+from gpu_provider.gateway.status import count_leases, render_status
 from gpu_provider.inventory.report import InventoryReport
 from gpu_provider.kube import reads
 
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 BuildInventory = Callable[[list[JsonObject], list[JsonObject], ProviderNodeSpec], InventoryReport]
-
-_FINISHED = {LeasePhase.CLOSED.value, LeasePhase.FAILED.value}
 
 
 class ProviderNodeMissing(RuntimeError):
@@ -99,7 +97,7 @@ class ClusterStatusSource:
             reads.list_scheduled_pods(self._api),
             reads.list_gpu_leases(self._api),
         )
-        counts = _lease_counts(leases, name)
+        counts = count_leases(leases, name)
         versions = (
             provider["metadata"].get("resourceVersion", ""),
             nodes.resource_version,
@@ -121,22 +119,6 @@ class ClusterStatusSource:
             except (ApiException, ProviderNodeMissing, OSError) as exc:
                 log.warning("inventory not refreshed: %s", _short(exc))
             await asyncio.sleep(self.refresh_seconds)
-
-
-def _lease_counts(leases: list[JsonObject], provider_node: str) -> StatusCounts:
-    ours = [
-        lease
-        for lease in leases
-        if (lease.get("spec") or {}).get("providerNode") == provider_node
-        and (lease.get("status") or {}).get("phase") not in _FINISHED
-    ]
-    awaiting = sum(
-        1
-        for lease in ours
-        if (lease.get("status") or {}).get("phase", LeasePhase.AWAITING_MANIFEST.value)
-        == LeasePhase.AWAITING_MANIFEST.value
-    )
-    return StatusCounts(leases=len(ours), orders=0, manifests_awaited=awaiting)
 
 
 def _short(exc: Exception) -> str:

@@ -19,19 +19,21 @@ Units: CPU in millicores, memory and storage in bytes, as in Akash's provider.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gpu_provider.api.v1alpha1 import LeasePhase
 from gpu_provider.inventory.report import GpuRow, InventoryReport, ModelCount, NodeReport
 from gpu_provider.market.catalog import GpuCatalog, default_catalog
 
-__all__ = ["StatusCounts", "render_status"]
+__all__ = ["StatusCounts", "count_leases", "render_status"]
 
 JsonObject = dict[str, Any]
 
 FREE_VRAM_PERCENT: Final = 100
 HELD_VRAM_PERCENT: Final = 0
+_FINISHED: Final = frozenset({LeasePhase.CLOSED.value, LeasePhase.FAILED.value})
 _SXM = re.compile(r"SXM\d?", re.IGNORECASE)
 
 
@@ -42,6 +44,18 @@ class StatusCounts:
     leases: int = 0
     orders: int = 0
     manifests_awaited: int = 0
+
+
+def count_leases(leases: Iterable[Mapping[str, Any]], provider_node: str) -> StatusCounts:
+    """Leases of `provider_node` that are not Closed or Failed, and how many await a manifest."""
+    phases = [
+        (lease.get("status") or {}).get("phase") or LeasePhase.AWAITING_MANIFEST.value
+        for lease in leases
+        if (lease.get("spec") or {}).get("providerNode") == provider_node
+    ]
+    live = [phase for phase in phases if phase not in _FINISHED]
+    awaiting = sum(1 for phase in live if phase == LeasePhase.AWAITING_MANIFEST.value)
+    return StatusCounts(leases=len(live), orders=0, manifests_awaited=awaiting)
 
 
 def render_status(
