@@ -58,10 +58,22 @@ def read_facts(value: str | None) -> tuple[NodeGpuFacts | None, str | None]:
     return (None, parsed) if isinstance(parsed, str) else (parsed, None)
 
 
+@lru_cache(maxsize=1024)
+def _by_product(catalog: GpuCatalog, product: str, memory_mib: int | None) -> GpuModel | None:
+    """Catalog lookups, memoised: a thousand Nodes name the same few products."""
+    return catalog.by_gfd_product(product, memory_mib)
+
+
+@lru_cache(maxsize=1024)
+def _by_facts(catalog: GpuCatalog, name: str, pci: str, memory_mib: int) -> GpuModel | None:
+    # GFD derives its product label from NVML's name with spaces as dashes: try that first.
+    by_name = catalog.by_gfd_product(name.strip().replace(" ", "-"), memory_mib)
+    return by_name or catalog.by_pci_id(pci, memory_mib=memory_mib)
+
+
 def model_of_facts(catalog: GpuCatalog, gpu: GpuFacts) -> GpuModel | None:
-    """GFD derives its product label from NVML's name with spaces as dashes; try that first."""
-    by_name = catalog.by_gfd_product(gpu.name.strip().replace(" ", "-"), gpu.memory_mib)
-    return by_name or catalog.by_pci_id(gpu.pci_device_id, memory_mib=gpu.memory_mib)
+    """The agent's GPU by its NVML name as GFD would label it, then by PCI id + memory."""
+    return _by_facts(catalog, gpu.name, gpu.pci_device_id, gpu.memory_mib)
 
 
 def versions(
@@ -170,7 +182,7 @@ def _groups(
     """The Node's GPUs by product: from the agent when its count agrees, else GFD's one."""
     label = labels.get(PRODUCT_LABEL) or None
     label_memory = quantity(labels.get(MEMORY_LABEL))
-    by_label = catalog.by_gfd_product(label, label_memory) if label else None
+    by_label = _by_product(catalog, label, label_memory) if label else None
     if whole is not None and len(whole) == physical:
         split: dict[object, _Group] = {}
         for gpu in whole:
@@ -290,7 +302,7 @@ def _emit(node: str, out: NodeGpus, groups: list[_Group], shared: bool) -> None:
         for position, gpu in enumerate(group.gpus):
             out.rows.append(
                 GpuRow(
-                    index=gpu.index if gpu else index,
+                    nvml_index=gpu.index if gpu else index,
                     product=group.product,
                     model=model.short_name if model else None,
                     resource_id=model.resource_id if model else None,

@@ -30,6 +30,8 @@ offered; the render layer gives lease Pods exactly these tolerations.
 
 
 def mapping(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # the common case, without the slower abstract-class check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
     from gpu_provider.api.v1alpha1.providernode import Inventory
@@ -125,11 +125,14 @@ class GpuReservation:
     node: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class GpuRow:
-    """One physical GPU, for the gateway's `gpu_infos` (uuid only when the agent reports)."""
+class GpuRow(NamedTuple):
+    """One physical GPU, for the gateway's `gpu_infos` (uuid only when the agent reports).
 
-    index: int
+    A NamedTuple rather than a frozen dataclass: a thousand Nodes make eight thousand rows
+    per recompute, and a tuple is built several times faster.
+    """
+
+    nvml_index: int
     product: str
     model: str | None
     resource_id: int | None
