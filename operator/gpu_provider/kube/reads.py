@@ -2,7 +2,7 @@
 
 Lists come back as plain JSON dicts (`_preload_content=False` plus `json.loads`), the shape
 Kopf hands to handlers and the pure inventory reads: deserialising 1,000 Nodes into the
-client's model classes costs seconds of CPU, parsing their JSON costs milliseconds.
+client's model classes takes about 6 times as long as parsing their JSON.
 
 Lists ask for `resourceVersion=0`: the apiserver answers from its watch cache instead of a
 quorum read from etcd, so polling every few seconds stays cheap at 1,000 Nodes. The answer
