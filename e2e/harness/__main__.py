@@ -31,6 +31,7 @@ from e2e.harness.stack import (
     log,
 )
 from e2e.harness.topology import build_nodes
+from e2e.harness.verifier_process import start_verifier, stop_verifier
 from gpu_provider.api.crd import all_crds
 from gpu_provider.devnet.anvil import Anvil
 from gpu_provider.devnet.state import DevnetState
@@ -50,6 +51,7 @@ def stack_up(block_time: float) -> DevnetState:
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     log("installed CRDs: providernodes.gpuprovider.dev, gpuleases.gpuprovider.dev")
     state = chain_up(block_time)
+    start_verifier()
     set_up_operator(state)
     log(
         f"created Secret {OPERATOR_NAMESPACE}/{WALLET_SECRET} (the devnet provider's key) and "
@@ -91,6 +93,7 @@ def chain_down() -> None:
 def stack_down() -> None:
     KwokCluster(name=DEMO_CLUSTER).delete()
     KUBECONFIG.unlink(missing_ok=True)
+    stop_verifier()
     chain_down()
     DEVNET_JSON.unlink(missing_ok=True)
     OPERATOR_SETTINGS.unlink(missing_ok=True)
