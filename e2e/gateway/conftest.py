@@ -11,6 +11,8 @@ import pytest
 from kubernetes import client
 from tests.samples import load_example
 
+from e2e.gateway.process import Gateway, start_gateway
+from e2e.harness.stack import KwokCluster
 from gpu_provider.api.v1alpha1 import GROUP, VERSION
 
 
@@ -22,3 +24,21 @@ def provider_node(api_client: client.ApiClient, crds: list[str]) -> Iterator[dic
     created = custom.create_cluster_custom_object(GROUP, VERSION, "providernodes", body)
     yield created
     custom.delete_cluster_custom_object(GROUP, VERSION, "providernodes", body["metadata"]["name"])
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    kwok_cluster: KwokCluster,
+    provider_node: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    running = start_gateway(
+        kwok_cluster.kubeconfig,
+        tmp,
+        "--provider-node",
+        provider_node["metadata"]["name"],
+        "--devnet-self-signed",
+    )
+    yield running
+    running.stop()
