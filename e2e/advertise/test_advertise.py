@@ -17,7 +17,8 @@ import pytest
 
 from e2e.advertise.conftest import CPU_ID, H100, RTX4090, Provider
 from gpu_provider.api.v1alpha1.providernode import PendingTx, TxStatus
-from gpu_provider.chain.registry import read_provider
+from gpu_provider.chain.contracts import Contracts
+from gpu_provider.chain.registry import RegistryUnreadable, read_provider
 from gpu_provider.devnet.state import DevnetState
 from gpu_provider.devnet.verifier import Verdict, Verification, Verifier
 from gpu_provider.market.advertise import ActionKind, ActualProvider, ProviderStatus
@@ -306,3 +307,10 @@ async def test_the_verifier_command_approves_and_rejects(
     chain = await on_chain(provider)
     assert chain.approved_units("CPU") == ()
     assert chain.approved_units("GPU") == ((RTX4090, 2), (H100, 8))
+
+
+async def test_a_wrong_registry_address_is_a_clear_error(provider: Provider) -> None:
+    settings = provider.devnet.settings.contracts
+    wrong = settings.model_copy(update={"provider_registry": provider.token})  # an ERC-20
+    with pytest.raises(RegistryUnreadable, match=r"check chain\.contracts"):
+        await read_provider(Contracts(provider.devnet.w3, wrong), provider.address)

@@ -153,7 +153,12 @@ class Advertiser:
         self, sent: list[Sent], refused: list[Refusal], in_flight: list[AdvertiseAction]
     ) -> None:
         """Finish what an earlier run journaled, before reading the chain."""
-        opened = [i for i in await self.store.open_intents() if i.key.startswith(KEY_PREFIX)]
+        opened = [
+            i
+            for i in await self.store.open_intents()
+            # Another wallet's intents (the Secret changed keys) are not ours to sign.
+            if i.key.startswith(KEY_PREFIX) and i.sender == self.tx.address
+        ]
         for intent in sorted(opened, key=lambda i: i.nonce):
             kind, category = key_action(intent.key)
             action = AdvertiseAction(

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
-from web3.exceptions import ContractLogicError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.types import BlockIdentifier
 
 from gpu_provider.chain.contracts import Contracts
@@ -32,6 +32,7 @@ from gpu_provider.market.advertise import (
 )
 
 __all__ = [
+    "RegistryUnreadable",
     "UnknownToken",
     "advertise_request",
     "read_attributes",
@@ -44,6 +45,10 @@ ZERO_ADDRESS: Final = "0x" + "00" * 20
 
 class UnknownToken(ChainError):
     """A token symbol the TokenRegistry does not know."""
+
+
+class RegistryUnreadable(ChainError):
+    """A registry getter reverted or returned nothing: a wrong contract address, most often."""
 
 
 async def read_attributes(
@@ -61,7 +66,24 @@ async def read_attributes(
 async def read_provider(
     contracts: Contracts, wallet: str, *, block: BlockIdentifier = "latest"
 ) -> ActualProvider:
-    """What the registries say about `wallet` at `block`; `ABSENT` if it never registered."""
+    """What the registries say about `wallet` at `block`; `ABSENT` if it never registered.
+
+    Raises `RegistryUnreadable` when a getter reverts or answers nothing (no contract at the
+    configured address), `RpcUnavailable` when no endpoint answers."""
+    try:
+        return await _read_provider(contracts, wallet, block)
+    except (ContractLogicError, BadFunctionCallOutput) as error:
+        raise RegistryUnreadable(
+            f"reading provider {wallet} from ProviderRegistry "
+            f"{contracts.address('ProviderRegistry')} and ProviderAttributeRegistry "
+            f"{contracts.address('ProviderAttributeRegistry')} failed ({error}): check "
+            "chain.contracts for this network"
+        ) from None
+
+
+async def _read_provider(
+    contracts: Contracts, wallet: str, block: BlockIdentifier
+) -> ActualProvider:
     address = to_checksum_address(wallet)
     registry = contracts.provider_registry
     provider_id = await registry.functions.addressToProviderId(address).call(block_identifier=block)
