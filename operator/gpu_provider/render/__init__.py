@@ -9,6 +9,7 @@ from gpu_provider.render.gpulease import (
     ProviderNodeRef,
     RenderedLease,
     build_gpulease,
+    build_terms_patch,
     gpulease_name,
     lease_resources,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ProviderNodeRef",
     "RenderedLease",
     "build_gpulease",
+    "build_terms_patch",
     "gpulease_name",
     "lease_labels",
     "lease_resources",

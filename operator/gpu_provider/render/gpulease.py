@@ -40,6 +40,7 @@ __all__ = [
     "ProviderNodeRef",
     "RenderedLease",
     "build_gpulease",
+    "build_terms_patch",
     "gpulease_name",
     "lease_resources",
 ]
@@ -195,3 +196,19 @@ def _first_error(error: ValueError) -> str:
         )
         return f"{where}: {first['msg']}" if where else str(first["msg"])
     return str(error)
+
+
+def build_terms_patch(lease: ChainLease, order: ChainOrder) -> dict[str, Any]:
+    """A merge patch of the GpuLease spec after an accepted duration-only update: the new
+    terms (the contract restarts the lease in the block it accepts the update), and nothing
+    the workload is built from, so nothing restarts."""
+    return {
+        "spec": {
+            "acceptedPrice": str(lease.accepted_price),
+            "startBlock": lease.start_block,
+            "startTime": datetime.fromtimestamp(lease.start_time, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+            "numOfBlocks": order.num_of_blocks,
+        }
+    }
