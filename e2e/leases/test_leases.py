@@ -9,7 +9,7 @@ cluster side is the in-memory `LeaseSink`: what the cluster would hold.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -313,3 +313,48 @@ async def test_withdrawal_interrupted_before_its_receipt_resumes_under_the_same_
     assert (after.withdrawn, after.balance) == (owed, 0)
     assert market.tokens_of(market.people.reward_wallet) == wallet_before + owed
     assert provider.nonce() == nonce + 1
+
+
+async def test_lease_without_a_manifest_by_the_deadline_is_closed_and_paid_for_what_it_ran(
+    market: Market, devnet: DevnetChain, provider: Provider, marketplace: Marketplace
+) -> None:
+    order = await marketplace.order()
+    await provider.bid(order.order_id, PRICE)
+    lease_id = await marketplace.match(order)
+    start = market.lease(lease_id)["startBlock"]
+    facts = await read_chain_facts(devnet.marketplace, lease_id, escrow=True)
+    assert facts is not None
+    taken_in = datetime.now(UTC)
+    waiting = LeaseFacts(lease_id, manifest_received=False, created_at=taken_in)
+    deadline = timedelta(seconds=30)  # set short, as a provider may
+    assert (
+        close_reason(waiting, facts, taken_in + timedelta(seconds=29), manifest_deadline=deadline)
+        is None
+    )
+    decision = close_reason(waiting, facts, taken_in + deadline, manifest_deadline=deadline)
+    assert decision is not None
+    assert (decision.reason, decision.send_close) == (CloseReason.MANIFEST_DEADLINE, True)
+
+    recorded: list[CloseIntent] = []
+
+    async def record(intent: CloseIntent) -> None:
+        recorded.append(intent)
+
+    outcome = await close_lease(
+        devnet.marketplace, provider.tx, lease_id, decision.reason, before_send=record
+    )
+    assert outcome.sent
+    assert [i.reason for i in recorded] == [CloseReason.MANIFEST_DEADLINE]
+    # Closing settles the blocks the lease ran; the rest of the escrow goes back to the tenant.
+    assert market.lease(lease_id)["state"] == 1  # TERMINATED
+    assert outcome.block_number is not None
+    ran = outcome.block_number - start
+    earned = await read_earnings(devnet.marketplace, provider.address, _token(market))
+    assert earned.balance == PRICE * ran
+    # Once closed on chain, the decision is the recorded one and sends nothing more.
+    after = await read_chain_facts(devnet.marketplace, lease_id)
+    assert after is not None
+    closing = LeaseFacts(lease_id, False, taken_in, recorded_reason=CloseReason.MANIFEST_DEADLINE)
+    final = close_reason(closing, after, taken_in + deadline, manifest_deadline=deadline)
+    assert final is not None
+    assert (final.reason, final.send_close) == (CloseReason.MANIFEST_DEADLINE, False)
