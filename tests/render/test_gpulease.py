@@ -18,12 +18,14 @@ import yaml
 from gpu_provider.api.v1alpha1.gpulease import GpuLeaseSpec, GpuLeaseStatus, Placement
 from gpu_provider.devnet.orderfile import parse_order_yaml
 from gpu_provider.market import decode
+from gpu_provider.market.capacity import OrderPlacement, ReplicaPlacement
 from gpu_provider.market.leases import ChainLease, ChainOrder, LeaseState, OrderState
 from gpu_provider.render import (
     LEASE_ID_LABEL,
     LeaseNotRepresentable,
     ProviderNodeRef,
     build_gpulease,
+    placement_status,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -175,3 +177,17 @@ def test_undecodable_order_is_refused_with_the_decoder_reason() -> None:
     order = replace(_order(), spec=None, spec_error="invalid order spec at s[0]: broken")
     with pytest.raises(LeaseNotRepresentable, match="does not decode: invalid order spec"):
         build_gpulease(_lease(), order, NODE, "ops", taken_in_at=TAKEN_IN)
+
+
+def test_reserved_placement_becomes_the_status_placement() -> None:
+    def replica(service: str, node: str, model: str | None, gpus: int) -> ReplicaPlacement:
+        return ReplicaPlacement(service, 0, node, model, gpus, 1000, 2**30)
+
+    one_node = OrderPlacement(
+        (replica("vllm", "gpu-3", "h100", 2), replica("ui", "cpu-1", None, 0))
+    )
+    assert placement_status(one_node) == Placement(node="gpu-3", gpus=2, model="h100")
+    spread = OrderPlacement(
+        (replica("a", "gpu-3", "h100", 1), replica("b", "gpu-4", "a100-80g", 1))
+    )
+    assert placement_status(spread) == Placement(node=None, gpus=2, model=None)

@@ -12,6 +12,7 @@ from gpu_provider.render.gpulease import (
     build_terms_patch,
     gpulease_name,
     lease_resources,
+    placement_status,
 )
 from gpu_provider.render.labels import (
     LEASE_ID_LABEL,
@@ -32,4 +33,5 @@ __all__ = [
     "gpulease_name",
     "lease_labels",
     "lease_resources",
+    "placement_status",
 ]

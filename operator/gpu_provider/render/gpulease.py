@@ -31,6 +31,7 @@ from gpu_provider.api.v1alpha1.gpulease import (
     StorageRequest,
 )
 from gpu_provider.api.v1alpha1.providernode import PROVIDER_NODE_KIND
+from gpu_provider.market.capacity import OrderPlacement
 from gpu_provider.market.leases import ChainLease, ChainOrder, LeaseState
 from gpu_provider.market.spec import OrderSpec, Service, VramComparison
 from gpu_provider.render.labels import lease_labels
@@ -43,6 +44,7 @@ __all__ = [
     "build_terms_patch",
     "gpulease_name",
     "lease_resources",
+    "placement_status",
 ]
 
 COMPONENT: Final = "lease"
@@ -212,3 +214,17 @@ def build_terms_patch(lease: ChainLease, order: ChainOrder) -> dict[str, Any]:
             "numOfBlocks": order.num_of_blocks,
         }
     }
+
+
+def placement_status(placement: OrderPlacement) -> Placement:
+    """`status.placement` from the bid engine's reservation: the node when every GPU replica
+    is on one node, the GPU model when all GPUs are of one model (unset otherwise: the
+    status field holds one of each), and the GPUs in total."""
+    gpu_replicas = [r for r in placement.replicas if r.gpus > 0] or list(placement.replicas)
+    nodes = {r.node for r in gpu_replicas}
+    models = {r.gpu_model for r in gpu_replicas if r.gpu_model is not None}
+    return Placement(
+        node=next(iter(nodes)) if len(nodes) == 1 else None,
+        gpus=placement.gpus,
+        model=next(iter(models)) if len(models) == 1 else None,
+    )
