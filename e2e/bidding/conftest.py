@@ -137,7 +137,7 @@ class Provider:
         )
 
         def open_stream(checkpoint: Checkpoint) -> EventStream:
-            sources = bid_event_sources(contracts)
+            sources = bid_event_sources(contracts, self.address)
             return EventStream(
                 self.devnet.w3, sources, checkpoint, confirmations=0, poll_interval=POLL
             )

@@ -14,6 +14,7 @@ from typing import Any
 
 from e2e.bidding.conftest import DEPOSIT, REGION, Provider, until
 from e2e.chain.conftest import BID_WINDOW, Market
+from gpu_provider.chain.bidstream import bid_stream_start
 from gpu_provider.devnet.matchmaker import Matchmaker
 from gpu_provider.devnet.orderfile import TenantOrder
 from gpu_provider.devnet.session import DevnetChain
@@ -227,3 +228,31 @@ async def test_two_providers_compete_and_the_loser_releases_its_reservation(
     assert held.state is HoldState.LEASED
     assert held.placement.gpus == 8
     assert (dear_engine.won, cheap_engine.lost) == (0, 0)
+
+
+async def test_a_restart_after_the_window_holds_the_gpus_of_our_pending_bid_again(
+    market: Market, devnet: DevnetChain, providers: Any
+) -> None:
+    provider: Provider = await providers(market.people.provider)
+    tenant = Tenant(chain=devnet, account=market.people.tenant)
+    await tenant.deposit(DEPOSIT)
+    first = await provider.start(market.block() + 1)
+    placed = await order_and_wait(tenant, provider, gpu_order(8, "h100", max_usd="40"))
+    assert first.placed == 1
+    close_window(market, placed)
+    market.mine(1)
+    await provider.stop()
+
+    # The new process starts where bid_stream_start says: one window and the grace back.
+    restarted = await provider.start(bid_stream_start(market.block(), BID_WINDOW).block_number + 1)
+    await until(lambda: placed.order_id in restarted.book, "the earlier bid's GPUs are held again")
+    assert restarted.book.capacity(provider.capacity).free_gpus("h100") == 8
+    assert restarted.skips == Counter(), "an order closed before the restart is not a skip"
+    assert restarted.placed == 0
+
+    (decision,) = await Matchmaker(chain=devnet, account=market.people.matchmaker).poll_once()
+    assert decision.matched
+    await until(lambda: restarted.won == 1, "the match after the restart is ours")
+    held = restarted.book.get(placed.order_id)
+    assert held is not None
+    assert held.state is HoldState.LEASED

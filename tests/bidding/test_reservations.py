@@ -139,3 +139,15 @@ def test_open_bids_count_towards_the_concurrent_lease_limit() -> None:
     _bid(book, base, 1, 1)
     _bid(book, base, 2, 1)
     assert book.open_bids == 2
+
+
+def test_a_restored_lease_is_held_whatever_else_was_promised() -> None:
+    base, book = cluster(), ReservationBook(TIMEOUT)
+    decision = _bid(book, base, 1, 8)
+    assert isinstance(decision, Bid)
+    # After a restart the GpuLease of order 2 says it runs on the same 8 GPUs: it is ours.
+    lease = book.hold_lease(2, decision.placement, now=0)
+    assert lease.state is HoldState.LEASED
+    assert book.capacity(base).free_gpus("h100") == 8  # clamped at 0 on the shared node
+    assert book.hold_lease(1, decision.placement, now=0).state is HoldState.LEASED
+    assert book.open_bids == 0

@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
+from gpu_provider.chain.bidrecords import BidOutcome, Recent
+from gpu_provider.chain.bidrestore import restore_bid_hold
 from gpu_provider.chain.bidstream import bid_key
 from gpu_provider.chain.contracts import Contracts
 from gpu_provider.chain.errors import (
@@ -41,7 +42,7 @@ from gpu_provider.chain.errors import (
 )
 from gpu_provider.chain.events import EventStream
 from gpu_provider.chain.records import ChainEvent, Checkpoint
-from gpu_provider.chain.tx import TxManager, TxRequest, TxResult
+from gpu_provider.chain.tx import TxManager, TxRequest
 from gpu_provider.market.bidding import Bid, BidDecision, evaluate_order
 from gpu_provider.market.capacity import Capacity, Overbooked
 from gpu_provider.market.catalog import GpuCatalog
@@ -58,23 +59,10 @@ __all__ = ["BidEngine", "BidOutcome"]
 log = logging.getLogger(__name__)
 
 ORDER_OPEN: Final = 0
-_RECENT: Final = 4096
 # Spheron's errors that mean "no bid now" rather than a failure of ours.
 _ALREADY_BID: Final = "ProviderHasActiveBid"
 _CLOSED: Final = "BiddingClosed"
 _NOT_OPEN: Final = "OrderNotActive"
-
-
-@dataclass(frozen=True, slots=True)
-class BidOutcome:
-    """What the engine did with one order: the decision, the head it was made at, and the
-    mined bid (or why there is none)."""
-
-    order_id: int
-    decision: BidDecision
-    head: int
-    tx: TxResult | None = None
-    error: str | None = None
 
 
 class BidEngine:
@@ -110,9 +98,11 @@ class BidEngine:
         self.skips: Counter[SkipReason] = Counter()
         self.failed: Counter[str] = Counter()
         self.placed = self.won = self.lost = self.expired = 0
-        self.outcomes: OrderedDict[int, BidOutcome] = OrderedDict()
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._matched: OrderedDict[int, None] = OrderedDict()
+        self.outcomes: Recent[BidOutcome] = Recent()
+        self._seen: Recent[None] = Recent()
+        self._matched: Recent[None] = Recent()
+        self._late: Recent[ChainEvent] = Recent()
+        self._first_head: int | None = None
 
     @property
     def address(self) -> str:
@@ -148,6 +138,8 @@ class BidEngine:
         if head is not None:
             self.head = max(self.head, head)
         self.head = max(self.head, event.block_number)
+        if self._first_head is None:
+            self._first_head = self.head
         args = event.args
         match event.name:
             case "OrderCreated":
@@ -156,6 +148,8 @@ class BidEngine:
                 self._matched_to(int(args["orderId"]), str(args["providerAddress"]))
             case "LeaseCreated":
                 self._matched_to(int(args["requestId"]), str(args["providerAddress"]))
+            case "BidPlaced":
+                self._bid_placed(event)
             case "OrderMarkedAsClosed":
                 self._release(int(args["_orderId"]), ReleaseReason.ORDER_CLOSED)
 
@@ -181,9 +175,14 @@ class BidEngine:
 
     def _order_created(self, event: ChainEvent) -> None:
         order_id = int(event.args["orderId"])
-        if _remember(self._seen, order_id):
+        if self._seen.remember(order_id):
             return  # a replayed delivery (reorg restart): decided already
         last = event.block_number + self.window
+        if self._first_head is not None and last < self._first_head:
+            # Closed before this engine was running: a replay after a restart. Not a skip of
+            # ours to count; kept in case our own BidPlaced follows (bidrestore.py).
+            self._late.put(order_id, event)
+            return
         if self.head >= last:
             skip = Skip(
                 order_id,
@@ -196,6 +195,28 @@ class BidEngine:
         task = asyncio.create_task(self._bid(event, last), name=f"bid-{order_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _bid_placed(self, event: ChainEvent) -> None:
+        if str(event.args["provider"]).lower() != self.address.lower():
+            return
+        order_id = int(event.args["orderId"])
+        created = self._late.pop(order_id, None)
+        if created is None or order_id in self.book or order_id in self._matched:
+            return
+        problem = restore_bid_hold(
+            self.book,
+            created,
+            event,
+            provider=self._facts(),
+            capacity=self._capacity(),
+            window=self.window,
+            now=self._clock(),
+            catalog=self._catalog,
+        )
+        if problem is not None:
+            self._failed(order_id, "restore", f"our earlier bid holds no GPUs: {problem}")
+        else:
+            log.info("order %d: GPUs held again for the bid an earlier run placed", order_id)
 
     async def _bid(self, event: ChainEvent, last: int) -> None:
         order_id = int(event.args["orderId"])
@@ -329,7 +350,7 @@ class BidEngine:
     # -- matches -----------------------------------------------------------------------------
 
     def _matched_to(self, order_id: int, provider: str) -> None:
-        if _remember(self._matched, order_id):
+        if self._matched.remember(order_id):
             return  # OrderMatched and LeaseCreated name the same match
         if provider.lower() == self.address.lower():
             self.won += 1
@@ -367,18 +388,4 @@ class BidEngine:
         log.warning("order %d: no bid: %s", order_id, message)
 
     def _record(self, outcome: BidOutcome) -> None:
-        self.outcomes[outcome.order_id] = outcome
-        self.outcomes.move_to_end(outcome.order_id)
-        while len(self.outcomes) > _RECENT:
-            self.outcomes.popitem(last=False)
-
-
-def _remember(seen: OrderedDict[int, None], order_id: int) -> bool:
-    """True when `order_id` was seen already; remembers it otherwise (the newest few
-    thousand: replays reach back one window, not further)."""
-    if order_id in seen:
-        return True
-    seen[order_id] = None
-    while len(seen) > _RECENT:
-        seen.popitem(last=False)
-    return False
+        self.outcomes.put(outcome.order_id, outcome)

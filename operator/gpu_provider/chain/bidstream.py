@@ -7,7 +7,8 @@ reads the confirmed stream, never this one.
 from __future__ import annotations
 
 from gpu_provider.chain.contracts import Contracts
-from gpu_provider.chain.records import Checkpoint, EventSource
+from gpu_provider.chain.records import Checkpoint, EventSource, arg_equals
+from gpu_provider.market.reservations import DEFAULT_MATCH_GRACE_BLOCKS
 
 __all__ = ["bid_event_sources", "bid_key", "bid_stream_start"]
 
@@ -17,15 +18,20 @@ def bid_key(order_id: int) -> str:
     return f"bid:{order_id}"
 
 
-def bid_event_sources(contracts: Contracts) -> list[EventSource]:
-    """What the bid stream follows: orders, their matches and closes, leases."""
+def bid_event_sources(contracts: Contracts, provider: str) -> list[EventSource]:
+    """What the bid stream follows: orders, our bids, matches, closes and leases."""
+    ours = {"BidPlaced": arg_equals("provider", provider)}
     return [
         contracts.event_source("OrderRequest", ["OrderCreated", "OrderMarkedAsClosed"]),
-        contracts.event_source("Bid", ["OrderMatched"]),
+        contracts.event_source("Bid", ["OrderMatched", "BidPlaced"], ours),
         contracts.event_source("ComputeLease", ["LeaseCreated"]),
     ]
 
 
-def bid_stream_start(head: int, bid_window_blocks: int) -> Checkpoint:
-    """Where a (re)started bid stream begins: orders older than the window cannot be bid on."""
-    return Checkpoint.start_at(max(0, head - bid_window_blocks))
+def bid_stream_start(
+    head: int, bid_window_blocks: int, match_grace_blocks: int = DEFAULT_MATCH_GRACE_BLOCKS
+) -> Checkpoint:
+    """Where a (re)started bid stream begins: one window and the match grace back, so that
+    orders that can still be bid on are seen, and so are our bids that can still be matched
+    (their GPUs are held again: bidrestore.py). Older orders are over either way."""
+    return Checkpoint.start_at(max(0, head - bid_window_blocks - match_grace_blocks))

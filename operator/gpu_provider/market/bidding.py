@@ -36,7 +36,7 @@ from gpu_provider.market.pricing import quote_order
 from gpu_provider.market.servable import unservable_reasons
 from gpu_provider.market.spec import OrderSpec
 
-__all__ = ["Bid", "BidDecision", "evaluate_order", "evaluate_spec"]
+__all__ = ["Bid", "BidDecision", "evaluate_order", "evaluate_spec", "placement_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,24 @@ def evaluate_spec(
             else SkipReason.UNSERVABLE_SPEC
         )
         return _skip(order, reason, "; ".join(unservable))
+    placement = placement_for(order, spec, provider, capacity, catalog=catalog)
+    if isinstance(placement, Skip):
+        return placement
+    return _price(order, spec, provider, placement)
+
+
+def placement_for(
+    order: OrderFacts,
+    spec: OrderSpec,
+    provider: ProviderFacts,
+    capacity: Capacity,
+    *,
+    catalog: GpuCatalog | None = None,
+) -> OrderPlacement | Skip:
+    """Where the order would run on `capacity` at our cheapest fitting models, or why not.
+
+    Also what a restarted engine uses to hold GPUs again for a bid it placed before.
+    """
     catalog = catalog or default_catalog()
     candidates: dict[str, tuple[str, ...]] = {}
     for service in spec.services:
@@ -105,7 +123,7 @@ def evaluate_spec(
     placement = place_order(spec, capacity, candidates)
     if isinstance(placement, Miss):
         return _skip(order, placement.reason, placement.message)
-    return _price(order, spec, provider, placement)
+    return placement
 
 
 def _price(

@@ -122,6 +122,17 @@ class ReservationBook:
         self._holds[order_id] = reservation
         return reservation
 
+    def hold_lease(self, order_id: int, placement: OrderPlacement, *, now: float) -> Reservation:
+        """Hold a lease's placement that the book did not hold as a bid (a restarted operator
+        restoring a GpuLease whose pods are not placed yet). Not checked against capacity:
+        the lease is ours whatever else was promised meanwhile."""
+        existing = self._holds.get(order_id)
+        if existing is not None:
+            return self.won(order_id) or existing
+        reservation = Reservation(order_id, placement, 0, -1, now, HoldState.LEASED)
+        self._holds[order_id] = reservation
+        return reservation
+
     def won(self, order_id: int) -> Reservation | None:
         """The order was matched to us: keep its placement for the lease (no expiry now).
         None when we held nothing for it (a restart lost the book)."""
