@@ -20,6 +20,7 @@ from gpu_provider.render.labels import (
     TENANT_LABEL,
     lease_labels,
 )
+from gpu_provider.render.leasestatus import closed_status, closing_status, lease_facts
 
 __all__ = [
     "LEASE_ID_LABEL",
@@ -30,7 +31,10 @@ __all__ = [
     "RenderedLease",
     "build_gpulease",
     "build_terms_patch",
+    "closed_status",
+    "closing_status",
     "gpulease_name",
+    "lease_facts",
     "lease_labels",
     "lease_resources",
     "placement_status",
