@@ -58,6 +58,25 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.process.ultimate_exiting_timeout = op.stop_timeout_seconds + 10
 
 
+@kopf.on.login(id="operator-login")
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Kopf connects with the same credentials as our client (kubeconfig or in-cluster)."""
+    context: OperatorContext = memo["context"]
+    if context.kubeconfig is None:
+        return kopf.login_with_service_account(**kwargs)
+    cfg = context.api.configuration
+    scheme, _, token = str(cfg.api_key.get("authorization") or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        scheme=scheme or None,
+        token=token or None,
+    )
+
+
 def _configure_logging(settings: Settings) -> None:
     fmt = (
         '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
@@ -79,7 +98,9 @@ async def _operate(context: OperatorContext) -> int:
         lost.set()
         stop.set()
 
-    elect = asyncio.create_task(context.elector.run(on_lost), name="leader election")
+    elect = asyncio.create_task(
+        context.elector.run(on_lost, context.metrics.leader.set), name="leader election"
+    )
     probe = f"http://0.0.0.0:{context.settings.operator.probe_port}/healthz"
     try:
         await kopf.operator(
@@ -99,9 +120,6 @@ async def _operate(context: OperatorContext) -> int:
 def run_operator(settings: Settings, kubeconfig: Path | None = None) -> int:
     """Run until SIGTERM/SIGINT (0) or until leadership is lost (1)."""
     _configure_logging(settings)
-    if kubeconfig is not None:
-        # Kopf logs in from $KUBECONFIG; the kubernetes client gets the path directly.
-        os.environ["KUBECONFIG"] = str(kubeconfig)
     api = new_api_client(kubeconfig)
     metrics = OperatorMetrics()
     metrics.serve(settings.metrics_port)
@@ -114,7 +132,13 @@ def run_operator(settings: Settings, kubeconfig: Path | None = None) -> int:
         duration=op.lease_duration_seconds,
         renew_every=op.lease_renew_seconds,
     )
-    context = OperatorContext(settings=settings, api=api, elector=elector, metrics=metrics)
+    context = OperatorContext(
+        settings=settings,
+        api=api,
+        elector=elector,
+        metrics=metrics,
+        kubeconfig=kubeconfig or os.environ.get("KUBECONFIG") or None,
+    )
     log.info(
         "gpu-provider run: metrics on :%d, liveness on :%d/healthz, Lease %s/%s as %s",
         settings.metrics_port,

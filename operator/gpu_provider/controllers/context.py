@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gpu_provider.config import Settings
 from gpu_provider.kube.api import ApiClient
@@ -24,6 +25,8 @@ class OperatorContext:
     api: ApiClient
     elector: LeaseElector
     metrics: OperatorMetrics
+    kubeconfig: Path | str | None = None
+    """None: in-cluster credentials."""
     wakers: set[asyncio.Event] = field(default_factory=set)
     """One per running ProviderNode reconcile loop; set when the cluster changed."""
     fingerprints: dict[str, object] = field(default_factory=dict)

@@ -101,7 +101,6 @@ async def providernode_loop(
                 break
             await _first(asyncio.sleep(op.debounce_seconds), stop)
             waker.clear()
-            ctx.metrics.leader.set(1 if ctx.is_leader else 0)
             if not ctx.is_leader:
                 await state.close()  # a new term starts from what status holds then
                 continue

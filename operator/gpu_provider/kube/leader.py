@@ -88,8 +88,11 @@ class LeaseElector:
     async def wait_leader(self) -> None:
         await self._leading.wait()
 
-    async def run(self, on_lost: Callable[[], None]) -> None:
-        """Try to lead forever; call `on_lost` (once) if leadership is lost after winning it."""
+    async def run(
+        self, on_lost: Callable[[], None], report: Callable[[bool], None] = lambda _: None
+    ) -> None:
+        """Try to lead forever; call `on_lost` (once) if leadership is lost after winning it,
+        and `report` with whether this process leads after every round."""
         while True:
             was_leader = self._leading.is_set()
             try:
@@ -99,8 +102,10 @@ class LeaseElector:
             if was_leader and not self.is_leader:
                 self._leading.clear()
                 log.error("lost the Lease %s/%s: stopping so a standby can take over", *self._nn)
+                report(False)
                 on_lost()
                 return
+            report(self.is_leader)
             await asyncio.sleep(self.renew_every)
 
     @property
