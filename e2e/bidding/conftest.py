@@ -115,8 +115,9 @@ class Provider:
             prices=price_table(self.spec),
         )
 
-    async def start(self, from_block: int) -> BidEngine:
-        """A new engine (a fresh process: new TxManager, new book) on the same intent store."""
+    async def start(self, from_block: int, window: int = BID_WINDOW) -> BidEngine:
+        """A new engine (a fresh process: new TxManager, new book) on the same intent store;
+        `window`: the bid window it believes the chain has."""
         await self.stop()
         tx = TxManager(
             self.devnet.w3,
@@ -133,7 +134,7 @@ class Provider:
             facts=self.facts,
             capacity=lambda: self.capacity,
             book=ReservationBook(300),
-            bid_window_blocks=BID_WINDOW,
+            bid_window_blocks=window,
         )
 
         def open_stream(checkpoint: Checkpoint) -> EventStream:

@@ -8,9 +8,12 @@ the next one.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from e2e.bidding.conftest import DEPOSIT, REGION, Provider, until
 from e2e.chain.conftest import BID_WINDOW, Market
@@ -82,8 +85,9 @@ async def order_and_wait(tenant: Tenant, provider: Provider, order: TenantOrder)
 
 
 async def test_servable_orders_are_bid_within_the_window_and_the_rest_skipped_with_reasons(
-    market: Market, devnet: DevnetChain, providers: Any
+    market: Market, devnet: DevnetChain, providers: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="gpu_provider.chain.bidding")
     provider: Provider = await providers(market.people.provider)
     tenant = Tenant(chain=devnet, account=market.people.tenant)
     await tenant.deposit(DEPOSIT)
@@ -130,6 +134,8 @@ async def test_servable_orders_are_bid_within_the_window_and_the_rest_skipped_wi
     price_skip = engine.outcomes[skipped[SkipReason.PRICE_BELOW_OURS].order_id].decision
     assert isinstance(price_skip, Skip)
     assert "1420000000000000" in price_skip.message
+    for reason in unservable:
+        assert f"skip ({reason}): order {skipped[reason].order_id}: " in caplog.text
 
     # Both hold their GPUs until matched; the matchmaker matches both to us after the window.
     assert {r.order_id for r in engine.book} == {p.order_id for p in servable.values()}
@@ -256,3 +262,38 @@ async def test_a_restart_after_the_window_holds_the_gpus_of_our_pending_bid_agai
     held = restarted.book.get(placed.order_id)
     assert held is not None
     assert held.state is HoldState.LEASED
+
+
+async def test_bidding_closed_from_the_contract_is_a_lost_window_and_sends_nothing(
+    market: Market, devnet: DevnetChain, providers: Any
+) -> None:
+    provider: Provider = await providers(market.people.provider)
+    tenant = Tenant(chain=devnet, account=market.people.tenant)
+    await tenant.deposit(DEPOSIT)
+    placed = await tenant.create_order(gpu_order(1, "h100"))
+    close_window(market, placed)
+    market.mine(1)
+    nonce = sent(market, provider)
+    # An engine that believes the window is longer than the chain's: the contract refuses.
+    engine = await provider.start(placed.block, window=BID_WINDOW + 10)
+    await until(lambda: engine.skips[SkipReason.BIDDING_CLOSED] == 1, "BiddingClosed seen")
+    outcome = engine.outcomes[placed.order_id].decision
+    assert isinstance(outcome, Skip)
+    assert "bidding window for this order has closed" in outcome.message
+    assert placed.order_id not in engine.book
+    assert sent(market, provider) == nonce
+    assert bids_on(market, placed.order_id) == []
+
+
+async def test_an_order_the_tenant_cancels_releases_its_reservation(
+    market: Market, devnet: DevnetChain, providers: Any
+) -> None:
+    provider: Provider = await providers(market.people.provider)
+    tenant = Tenant(chain=devnet, account=market.people.tenant)
+    await tenant.deposit(DEPOSIT)
+    engine = await provider.start(market.block() + 1)
+    placed = await order_and_wait(tenant, provider, gpu_order(8, "h100", max_usd="40"))
+    assert placed.order_id in engine.book
+    await tenant.cancel(placed.order_id)
+    await until(lambda: placed.order_id not in engine.book, "the cancelled order's GPUs are free")
+    assert engine.book.capacity(provider.capacity) == provider.capacity
