@@ -222,25 +222,34 @@ class BidEngine:
         order_id = int(event.args["orderId"])
         async with self._slots:
             try:
-                order, state = await self._read_order(event)
-            except ChainError as error:
-                self._failed(order_id, "read_order", f"reading order {order_id}: {error}")
-                return
-            if state != ORDER_OPEN:
-                self._skipped(
-                    Skip(order_id, SkipReason.ORDER_NOT_OPEN, f"order {order_id} is not open")
-                )
-                return
-            decision = self._decide(order)
-            if decision is None or isinstance(decision, Skip):
-                return
-            if self.head >= last:
+                await self._bid_on(event, last)
+            except Exception:  # one order's surprise must not pass silently or stop the rest
+                log.exception("order %d: the bid engine failed on it", order_id)
+                self.failed["internal"] += 1
                 self._release(order_id, ReleaseReason.BID_FAILED)
-                self._skipped(
-                    Skip(order_id, SkipReason.BIDDING_CLOSED, f"order {order_id}: window ended")
-                )
-                return
-            await self._send(decision)
+
+    async def _bid_on(self, event: ChainEvent, last: int) -> None:
+        order_id = int(event.args["orderId"])
+        try:
+            order, state = await self._read_order(event)
+        except ChainError as error:
+            self._failed(order_id, "read_order", f"reading order {order_id}: {error}")
+            return
+        if state != ORDER_OPEN:
+            self._skipped(
+                Skip(order_id, SkipReason.ORDER_NOT_OPEN, f"order {order_id} is not open")
+            )
+            return
+        decision = self._decide(order)
+        if decision is None or isinstance(decision, Skip):
+            return
+        if self.head >= last:
+            self._release(order_id, ReleaseReason.BID_FAILED)
+            self._skipped(
+                Skip(order_id, SkipReason.BIDDING_CLOSED, f"order {order_id}: window ended")
+            )
+            return
+        await self._send(decision)
 
     def _decide(self, order: OrderFacts) -> BidDecision | None:
         """Evaluate and hold, with no await in between: the capacity cannot change under it."""
