@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from e2e.harness.demo_operator import running_operator, show_provider, wait_advertised
 from e2e.harness.stack import KUBECONFIG, apply_objects, kubectl
 from gpu_provider.chain.contracts import load_abi
 from gpu_provider.chain.events import Checkpoint, EventSource, EventStream
@@ -63,15 +64,9 @@ def _gpu_nodes_table() -> str:
     )
 
 
-def _example_provider(state: DevnetState) -> dict[str, Any]:
-    with open("manifests/examples/providernode.yaml") as handle:
+def _example_provider() -> dict[str, Any]:
+    with open("manifests/examples/providernode-devnet.yaml") as handle:
         provider: dict[str, Any] = yaml.safe_load(handle)
-    spec = provider["spec"]
-    spec["acceptedTokens"][0]["address"] = state.payment_token
-    spec["rewardWallet"] = state.account_address(Role.REWARD_WALLET)
-    spec["hostUri"] = "127.0.0.1"
-    spec.pop("certificateSecretRef", None)
-    spec["wallet"] = {"secretName": "provider-wallet", "privateKeyKey": "private-key"}
     return provider
 
 
@@ -81,7 +76,7 @@ def _price_table(provider: dict[str, Any]) -> PriceTable:
         gpu_usd_per_hour={g["model"]: Decimal(g["usdPerHour"]) for g in pricing["gpu"]},
         cpu_core_usd_per_hour=Decimal(pricing["cpuCoreUsdPerHour"]),
         memory_gib_usd_per_hour=Decimal(pricing["memoryGiBUsdPerHour"]),
-        storage_gib_usd_per_hour=Decimal(pricing["storageGiBUsdPerHour"]),
+        storage_gib_usd_per_hour=Decimal(pricing.get("storageGiBUsdPerHour", "0")),
     )
 
 
@@ -109,24 +104,22 @@ def run_demo(block_time: float) -> int:
         _gpu_nodes_table(),
     )
 
-    say("3. The provider's wallet goes into a Secret (the key is never printed)")
-    kubectl("create", "namespace", NAMESPACE)
-    wallet = state.signer(Role.PROVIDER)
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "provider-wallet", "namespace": NAMESPACE},
-        "type": "Opaque",
-        "stringData": {"private-key": wallet.key.hex()},
-    }
-    apply_objects([secret])
-    print(f"secret/{NAMESPACE}/provider-wallet for address {wallet.address}")
+    say(
+        "3. The provider's wallet is in a Secret (`make stack` put the devnet provider's key "
+        "there; it is never printed)"
+    )
+    print(kubectl("get", "secret", "-n", NAMESPACE, "provider-wallet"))
 
-    say("4. Declare the ProviderNode (manifests/examples/providernode.yaml)")
-    provider = _example_provider(state)
-    apply_objects([provider])
-    print(kubectl("get", "providernodes", "-o", "wide"))
-
+    say(
+        "4. The operator (`gpu-provider run`, as `make operator` runs it) and the ProviderNode "
+        "(manifests/examples/providernode-devnet.yaml)"
+    )
+    provider = _example_provider()
+    with running_operator() as operator:
+        apply_objects([provider])
+        if not wait_advertised(state, provider["metadata"]["name"], operator):
+            return 1
+        show_provider(state, provider["metadata"]["name"])
     say("5. A malformed ProviderNode is refused by the apiserver, naming the field")
     bad = copy.deepcopy(provider)
     bad["metadata"]["name"] = "broken"

@@ -100,7 +100,11 @@ def test_applying_the_provider_node_registers_it_with_the_offer(
     on_chain = chain.read()
     assert on_chain.status is ProviderStatus.ACTIVE
     assert on_chain.host_uri == "localhost"
-    pn = provider_node(custom, NAME)
+    pn = wait_for(
+        lambda: (p := provider_node(custom, NAME))["status"].get("providerId") and p,
+        "the registry's provider id in status",
+    )
+    assert pn["status"]["providerId"] >= 1
     assert pn["status"]["address"] == chain.provider
     cpu = pn["status"]["inventory"]
     assert cpu["offeredGpus"] == sum(FULL_OFFER.values())

@@ -129,6 +129,11 @@ class ChainSession:
             raise
         return session
 
+    async def provider_id(self) -> int:
+        """The registry's id of this wallet (0: not registered)."""
+        registry = self.contracts.provider_registry
+        return int(await registry.functions.addressToProviderId(self.address).call())
+
     async def close(self) -> None:
         await self.tx.aclose()
         await self.w3.provider.disconnect()

@@ -39,7 +39,7 @@ __all__ = ["LoopState", "ReconcileResult", "reconcile_provider_node"]
 
 log = logging.getLogger(__name__)
 
-_STATUS_KEYS = ("address", "onChain", "inventory", "conditions", "observedGeneration")
+_STATUS_KEYS = ("providerId", "address", "onChain", "inventory", "conditions", "observedGeneration")
 
 
 @dataclass
@@ -47,8 +47,10 @@ class LoopState:
     """What one ProviderNode's loop keeps between reconciles (in Kopf's per-object memo)."""
 
     session: ChainSession | None = None
+    provider_id: int | None = None
 
     async def close(self) -> None:
+        self.provider_id = None
         if self.session is not None:
             session, self.session = self.session, None
             await session.close()
@@ -212,6 +214,11 @@ async def reconcile_provider_node(
             status["address"] = address
         if outcome is not None:
             status["onChain"] = on_chain_of(outcome.after, outcome).to_wire()
+            if outcome.after.registered and state.session is not None:
+                # Ids are never reused, so one read per leadership term is enough.
+                if state.provider_id is None:
+                    state.provider_id = await state.session.provider_id()
+                status["providerId"] = state.provider_id
     conditions = build_conditions(previous, findings)
     status["conditions"] = [c.to_wire() for c in conditions]
     for c in conditions:
