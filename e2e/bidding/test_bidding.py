@@ -8,20 +8,23 @@ the next one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from web3.types import RPCEndpoint
 
 from e2e.bidding.conftest import DEPOSIT, REGION, Provider, until
 from e2e.chain.conftest import BID_WINDOW, Market
 from gpu_provider.chain.bidstream import bid_stream_start
 from gpu_provider.devnet.matchmaker import Matchmaker
-from gpu_provider.devnet.orderfile import TenantOrder
+from gpu_provider.devnet.orderfile import TenantOrder, order_terms
 from gpu_provider.devnet.session import DevnetChain
 from gpu_provider.devnet.tenant import PlacedOrder, Tenant
+from gpu_provider.market import encode
 from gpu_provider.market.bidding import Bid
 from gpu_provider.market.eligibility import Skip, SkipReason
 from gpu_provider.market.reservations import HoldState
@@ -297,3 +300,43 @@ async def test_an_order_the_tenant_cancels_releases_its_reservation(
     await tenant.cancel(placed.order_id)
     await until(lambda: placed.order_id not in engine.book, "the cancelled order's GPUs are free")
     assert engine.book.capacity(provider.capacity) == provider.capacity
+
+
+async def test_a_burst_of_orders_in_one_block_is_bid_in_the_window_without_double_booking(
+    market: Market, devnet: DevnetChain, providers: Any
+) -> None:
+    provider: Provider = await providers(market.people.provider)
+    tenant = Tenant(chain=devnet, account=market.people.tenant)
+    await tenant.deposit(DEPOSIT)
+    engine = await provider.start(market.block() + 1)
+    # 12 orders of 2 x H100 in one block: the cluster has 16 H100, so 8 get a bid.
+    order = gpu_order(2, "h100", max_usd="10")
+    terms = order_terms(order, devnet.state.token_terms())
+    details = market.order_details(terms.max_price_per_block, terms.num_blocks, encode(order.spec))
+    tiers = [t - 1 for t in COMMUNITY]
+    rpc = market.w3.provider
+    rpc.make_request(RPCEndpoint("evm_setAutomine"), [False])
+    try:
+        for _ in range(12):
+            market.orders.functions.createOrder((*details[:6], tiers)).transact(
+                {"from": market.people.tenant.address}
+            )
+        market.mine(1)
+        created = market.block()
+        # Blocks every half second from now on, so the bids share blocks as on a real chain.
+        rpc.make_request(RPCEndpoint("evm_setIntervalMining"), [1])
+        await until(lambda: len(engine.outcomes) == 12, "all 12 orders decided")
+        await asyncio.wait_for(engine.drain(), 30)
+    finally:
+        rpc.make_request(RPCEndpoint("evm_setIntervalMining"), [0])
+        rpc.make_request(RPCEndpoint("evm_setAutomine"), [True])
+    bids = [o for o in engine.outcomes.values() if isinstance(o.decision, Bid)]
+    assert len(bids) == engine.placed == 8
+    assert engine.skips == Counter({SkipReason.NO_NODE_FITS: 4})
+    assert all(o.tx is not None and o.tx.block_number <= created + BID_WINDOW for o in bids)
+    assert engine.book.capacity(provider.capacity).free_gpus("h100") == 0
+    per_node: Counter[str] = Counter()
+    for held in engine.book:
+        for node, use in held.placement.by_node().items():
+            per_node[node] += use.gpus.get("h100", 0)
+    assert per_node == Counter({"gpu-h100-0": 8, "gpu-h100-1": 8})
