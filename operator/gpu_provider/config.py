@@ -113,6 +113,13 @@ class ChainSettings(BaseModel):
         default=2, ge=0, le=1000, description="blocks an event must be buried under before use"
     )
     blocks_per_hour: int = Field(default=1800, ge=1, description="1800 = 2 s blocks")
+    bid_window_blocks: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="blocks after an order's creation that accept bids (Spheron: 1-2; the "
+        "devnet's Bid.bidWindow()); Spheron's ABI does not expose it, so it is configured",
+    )
     poll_interval_seconds: float = Field(default=2.0, gt=0, le=600)
     log_range: int = Field(default=2000, ge=1, le=100_000, description="eth_getLogs block span")
     request_timeout_seconds: float = Field(default=30, gt=0, le=600)
