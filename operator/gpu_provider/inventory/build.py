@@ -110,13 +110,10 @@ def _reserve(nodes: list[NodeReport], reservations: Iterable[GpuReservation]) ->
     index = {n.name: i for i, n in enumerate(nodes)}
     for reservation in reservations:
         left = reservation.gpus
-        order = (
-            [index[reservation.node]]
-            if reservation.node is not None and reservation.node in index
-            else []
-            if reservation.node is not None
-            else range(len(nodes))
-        )
+        if reservation.node is None:
+            order: Iterable[int] = range(len(nodes))
+        else:  # a Node that is gone or no longer selected holds nothing for the bid
+            order = [index[reservation.node]] if reservation.node in index else []
         for i in order:
             if left <= 0:
                 break
