@@ -25,6 +25,8 @@ from bench.inventory.recompute import _spec, floor_sum, recompute
 from e2e.harness.stack import LOCAL, KwokCluster, apply_objects, build_tools
 from kubernetes import client, config
 
+from gpu_provider.inventory import build_inventory
+
 CHUNK = 250
 
 
@@ -97,6 +99,14 @@ def measure(core: client.CoreV1Api, rounds: int) -> dict[str, float]:
         pods = core.list_pod_for_all_namespaces(_preload_content=False).data
         return json.loads(nodes)["items"], json.loads(pods)["items"]
 
+    nodes, pods = listed()
+    report = build_inventory(nodes, pods, spec)
+    cordoned = {f"gpu-h100-{i:04d}" for i in range(49, len(nodes), 50)}
+    # The Nodes as the apiserver returns them are recognised: no unknown card, only the
+    # cordoned ones excluded, every healthy free H100 offered.
+    assert report.unknown == (), report.unknown
+    assert {e.name for e in report.excluded} == cordoned, report.excluded
+    assert set(report.offer_units()) == {51}
     floor_times, inventory_times, list_times = [], [], []
     for _ in range(rounds):
         start = time.perf_counter()
