@@ -120,6 +120,13 @@ def test_a_known_and_an_unknown_model_on_one_node() -> None:
     ]
 
 
+def test_gfd_and_the_agent_naming_different_models_is_reported_and_gfd_wins() -> None:
+    report = build_inventory([node(annotations=agent(*([{"model": A100}] * 8)))], [], spec())
+    assert report.offer_units() == {51: 8}
+    [problem] = [p for p in report.nodes[0].issues if p.reason == NodeIssue.AGENT_FACTS_MISMATCH]
+    assert "GFD labels the GPUs h100, the node agent reports a100-80g" in problem.message
+
+
 def test_agent_facts_that_disagree_with_the_device_plugin_fall_back_to_gfd() -> None:
     annotations = agent(*([{"model": A100}] * 4))  # a stale agent: 4 GPUs, device plugin 8
     report = build_inventory([node(annotations=annotations)], [], spec())

@@ -178,8 +178,11 @@ def _groups(
     whole: list[GpuFacts] | None,
     physical: int,
     facts_bad: int,
-) -> list[_Group]:
-    """The Node's GPUs by product: from the agent when its count agrees, else GFD's one."""
+) -> tuple[list[_Group], str | None]:
+    """The Node's GPUs by product: from the agent when its count agrees, else GFD's one.
+
+    Also a sentence when GFD and the agent name different models for a one-product Node.
+    """
     label = labels.get(PRODUCT_LABEL) or None
     label_memory = quantity(labels.get(MEMORY_LABEL))
     by_label = _by_product(catalog, label, label_memory) if label else None
@@ -196,15 +199,22 @@ def _groups(
             group.gpus.append(gpu)
             group.agent_bad += not gpu.healthy
         groups = list(split.values())
-        if len(groups) == 1 and by_label is not None:
-            groups[0].model = by_label  # one product: GFD's name comes first
-        return groups
+        if len(groups) > 1 or by_label is None:
+            return groups, None
+        agent_model, groups[0].model = groups[0].model, by_label  # one product: GFD comes first
+        if agent_model is None or agent_model == by_label:
+            return groups, None
+        return groups, (
+            f"GFD labels the GPUs {by_label.short_name}, the node agent reports "
+            f"{agent_model.short_name}: offered as GFD's {by_label.short_name}; check the "
+            f"{PRODUCT_LABEL} label"
+        )
     first = whole[0] if whole else None
     model = by_label or (model_of_facts(catalog, first) if first else None)
     product = label or (first.name if first else UNKNOWN_PRODUCT_NAME)
     memory = label_memory or (first.memory_mib if first else None)
     pci = first.pci_device_id if first else None
-    return [_Group(model, product, pci, memory, [None] * physical, min(facts_bad, physical))]
+    return [_Group(model, product, pci, memory, [None] * physical, min(facts_bad, physical))], None
 
 
 def node_gpus(
@@ -245,7 +255,9 @@ def node_gpus(
                 "GPUs are named from GFD's label and the agent's health is counted as reported",
             )
         )
-    groups = _groups(catalog, labels, whole, physical, facts_bad)
+    groups, disagreement = _groups(catalog, labels, whole, physical, facts_bad)
+    if disagreement is not None:
+        out.issues.append(Problem(NodeIssue.AGENT_FACTS_MISMATCH, disagreement))
 
     # Device-plugin unhealthy GPUs land first where the agent saw unhealthy ones.
     prefer = _spread(dp_bad, groups, [g.agent_bad for g in groups]) if dp_bad else []
