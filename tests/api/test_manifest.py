@@ -192,7 +192,7 @@ _DELETE = object()
         (_set("expose.0.proto", "SCTP"), "expose[0].proto"),
         (_set("expose.0.portRange", "a-b"), "must be a port or a range"),
         (_set("params", {"storage": [{"name": "d", "mount": "data"}]}), "mount"),
-        (_set("replicas", 2), "replicas: Extra inputs are not permitted"),
+        (_set("replicas", 2), "replicas: unknown field"),
         (_set("pull_policy", "Sometimes"), "pull_policy"),
     ],
 )
@@ -226,9 +226,9 @@ def test_the_example_manifest_matches_the_example_order() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "problem"),
     [
-        ("resources.cpu.units.val", "2000", "service 'vllm' asks for 2000 millicores"),
+        ("resources.cpu.units.val", "8000", "service 'vllm' asks for 8000 millicores"),
         ("resources.gpu.units.val", "2", "service 'vllm' asks for 2 GPUs"),
-        ("name", "llm-server", "are not the order's"),
+        ("name", "llm-server", "are not in the order"),
     ],
 )
 def test_a_manifest_that_is_not_the_orders_is_caught(path: str, value: str, problem: str) -> None:

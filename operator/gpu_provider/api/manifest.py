@@ -19,8 +19,10 @@ devnet tenant all read manifests through this module. Pure: data in, models or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any, Final, Literal
 
@@ -52,6 +54,11 @@ ENV_NAME_PATTERN: Final = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 _ENV_NAME: Final = re.compile(ENV_NAME_PATTERN)
 _AMOUNT: Final = re.compile(r"^[0-9]{1,24}(\.[0-9]{1,24})?$")
 _PORT_RANGE: Final = re.compile(r"^[0-9]{1,5}(-[0-9]{1,5})?$")
+_UNKNOWN_FIELD: Final = (
+    "unknown field: Spheron's manifest has no such field, and nothing that would ask for "
+    "privileged containers, host namespaces (network, PID, IPC), host ports or host paths "
+    "is accepted"
+)
 
 
 class ManifestError(ValueError):
@@ -277,6 +284,14 @@ class Manifest(RootModel[list[Group]]):
         return data
 
 
+def manifest_sha256(manifest: Manifest) -> str:
+    """The manifest's identity: sha256 of its canonical JSON (sorted keys, no spaces), so
+    the same manifest re-sent with other whitespace or key order is the same manifest. It
+    covers the registry credentials too: a changed password is a changed manifest."""
+    canonical = json.dumps(manifest.to_wire(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def describe_errors(error: ValidationError, limit: int = 5) -> str:
     """`[0].services[1].image: String should have at least 1 character; ...` for a person."""
     parts = []
@@ -287,6 +302,8 @@ def describe_errors(error: ValidationError, limit: int = 5) -> str:
             if part != "root"
         ).removeprefix(".")
         message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = _UNKNOWN_FIELD
         parts.append(f"{where}: {message}" if where else message)
     more = error.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
@@ -312,42 +329,98 @@ def parse_manifest(data: object) -> Manifest:
         raise ManifestError(describe_errors(error)) from None
 
 
-def order_mismatch(manifest: Manifest, spec: OrderSpec) -> str | None:
-    """Why a provider refuses this manifest for a lease of `spec`, or None when it fits.
+@dataclass(frozen=True, slots=True)
+class OrderedService:
+    """One service as the order paid for it, per replica (from the order spec or a GpuLease)."""
 
-    Services are matched by name, and each must ask for what the order paid for: CPU,
-    memory, GPU units and models. Storage and replica counts are not compared: the SDK sends
-    one `default` volume and the real replica count, where the order says otherwise.
+    name: str
+    replicas: int
+    cpu_millicores: int
+    memory_bytes: int
+    storage_bytes: int
+    """All the service's volumes together (shm and persistent), per replica."""
+    gpu_units: int
+    gpu_models: frozenset[str]
+    """Catalog short names, lower case; empty means any model."""
+
+
+def ordered_services(spec: OrderSpec) -> list[OrderedService]:
+    return [_ordered(service) for service in spec.services]
+
+
+def _ordered(paid: OrderService) -> OrderedService:
+    return OrderedService(
+        name=paid.name,
+        replicas=paid.replicas,
+        cpu_millicores=paid.cpu_millicores,
+        memory_bytes=paid.memory_bytes,
+        storage_bytes=sum(volume.size_bytes for volume in paid.storage),
+        gpu_units=paid.gpu.units,
+        gpu_models=frozenset(ref.model.casefold() for ref in paid.gpu.models),
+    )
+
+
+def order_mismatch(manifest: Manifest, spec: OrderSpec) -> str | None:
+    """Why a provider refuses this manifest for a lease of `spec`, or None when it fits."""
+    return services_mismatch(manifest, ordered_services(spec))
+
+
+def services_mismatch(manifest: Manifest, ordered: list[OrderedService]) -> str | None:
+    """Why the manifest asks for more than was ordered, or None when it fits.
+
+    Services are matched by name; a manifest may leave an ordered service out, never add one.
+    Per replica, each service may ask for no more CPU, memory, storage or GPUs than ordered,
+    and only GPU models the order names. Replicas are compared through totals: the SDK's
+    order says `ReplicaCount` 1 while the manifest's `count` carries the real number, so
+    `count` x per-replica amount must fit in the order's replicas x per-replica amount. The
+    provider reserved exactly the order's totals, so a manifest that fits them never takes a
+    GPU (or a byte) that was not paid for. Storage is compared as each replica's sum of
+    volumes: the SDK sends one `default` volume sized from the first of the order's.
     """
-    sent = sorted(service.name for service in manifest.services())
-    ordered = sorted(service.name for service in spec.services)
-    if sent != ordered:
+    by_name = {service.name: service for service in ordered}
+    extra = sorted(s.name for s in manifest.services() if s.name not in by_name)
+    if extra:
         return (
-            f"the manifest's services ({', '.join(sent)}) are not the order's "
-            f"({', '.join(ordered)})"
+            f"the manifest's services {extra} are not in the order "
+            f"(it has {', '.join(sorted(by_name))})"
         )
     for service in manifest.services():
-        paid = spec.service(service.name)
-        if paid is None:  # pragma: no cover - the names were compared above
-            continue
-        problem = _resource_mismatch(service, paid)
+        problem = _resource_mismatch(service, by_name[service.name])
         if problem:
             return f"service {service.name!r} {problem}"
     return None
 
 
-def _resource_mismatch(service: Service, paid: OrderService) -> str | None:
+def _resource_mismatch(service: Service, paid: OrderedService) -> str | None:
     resources = service.resources
-    cpu, memory = resources.cpu.units.amount, resources.memory.size.amount
-    if cpu != paid.cpu_millicores:
-        return f"asks for {cpu} millicores; the order has {paid.cpu_millicores}"
-    if memory != paid.memory_bytes:
-        return f"asks for {memory} bytes of memory; the order has {paid.memory_bytes}"
-    gpus = 0 if resources.gpu is None else resources.gpu.units.amount
-    if gpus != paid.gpu.units:
-        return f"asks for {gpus} GPUs; the order has {paid.gpu.units}"
-    models = set() if resources.gpu is None else {m.casefold() for m in resources.gpu.models()}
-    ordered = {ref.model.casefold() for ref in paid.gpu.models}
-    if models != ordered:
-        return f"names the GPU models {sorted(models)}; the order has {sorted(ordered)}"
+    gpu = resources.gpu
+    # GPUs first: the scarcest resource, and the reason a tenant most likely sees.
+    asked = {
+        "GPUs": 0 if gpu is None else gpu.units.amount,
+        "millicores of CPU": resources.cpu.units.amount,
+        "bytes of memory": resources.memory.size.amount,
+        "bytes of storage": sum(volume.size.amount for volume in resources.storage),
+    }
+    budget = {
+        "GPUs": paid.gpu_units,
+        "millicores of CPU": paid.cpu_millicores,
+        "bytes of memory": paid.memory_bytes,
+        "bytes of storage": paid.storage_bytes,
+    }
+    for what, amount in asked.items():
+        if amount > budget[what]:
+            return f"asks for {amount} {what} per replica; the order has {budget[what]}"
+    for what, amount in asked.items():
+        total, paid_total = amount * service.count, budget[what] * paid.replicas
+        if total > paid_total:
+            return (
+                f"asks for {service.count} replicas x {amount} = {total} {what}; the order "
+                f"has {paid.replicas} x {budget[what]} = {paid_total}"
+            )
+    models = set() if gpu is None else {m.casefold() for m in gpu.models()}
+    if paid.gpu_models and not models <= paid.gpu_models:
+        return (
+            f"names the GPU models {sorted(models)}; the order allows only "
+            f"{sorted(paid.gpu_models)}"
+        )
     return None

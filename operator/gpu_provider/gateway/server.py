@@ -17,9 +17,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gpu_provider.api.v1alpha1 import ProviderNodeSpec
-from gpu_provider.gateway import tls
+from gpu_provider.gateway import manifest, public, tenant, tls
 from gpu_provider.gateway.app import create_app
 from gpu_provider.gateway.keys import VersionInfo
+from gpu_provider.gateway.leaseaccess import TENANT_CONTEXT, TenantContext
 from gpu_provider.gateway.source import BuildInventory, ClusterStatusSource
 from gpu_provider.kube import reads
 from gpu_provider.kube.client import new_api_client
@@ -195,7 +196,12 @@ async def serve(
     with tempfile.TemporaryDirectory(prefix="gateway-") as workdir:
         certificate = await _certificate(choice, options, api, source, Path(workdir))
         context = certificate.context
-        app = create_app(source, VersionInfo.from_environment())
+        app = create_app(
+            source,
+            VersionInfo.from_environment(),
+            route_tables=(public.routes, manifest.routes, tenant.routes),
+        )
+        app[TENANT_CONTEXT] = TenantContext(api, options.namespace)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, options.host, options.port, ssl_context=context)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_TOKEN_AGE_SECONDS",
     "AuthError",
     "AuthToken",
+    "ReplayCache",
     "auth_message",
     "build_auth_header",
     "verify_auth_header",
@@ -143,6 +145,60 @@ def verify_auth_header(
         timestamp=timestamp,
         public_key=_UNCOMPRESSED_PREFIX + public_key.hex(),
     )
+
+
+class ReplayCache:
+    """Which body each token was used for, so a captured token cannot carry another body.
+
+    A tenant (or Spheron's proxy) may resend the same request with the same token: that is
+    a retry and passes. The same token with a different body is refused. The signature is
+    deterministic (RFC 6979), so one wallet signing twice in the same second makes the same
+    token: the key therefore includes what the request is about (the lease), and two
+    different manifests for one lease in the same second are the only legitimate case
+    refused (the tenant signs again a second later).
+
+    Entries live `ttl` seconds (the token's own lifetime plus the allowed skew: after that
+    the token is refused as expired anyway), and at most `max_entries` are kept, the oldest
+    dropped first. Pure: the caller passes the clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: int = MAX_TOKEN_AGE_SECONDS + MAX_CLOCK_SKEW_SECONDS,
+        max_entries: int = 10_000,
+    ) -> None:
+        if ttl < 1 or max_entries < 1:
+            raise ValueError("ttl and max_entries must be positive")
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._seen: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check(self, token: str, scope: str, body_sha256: str, *, now: int) -> None:
+        """Record `token` as used for `body_sha256` within `scope`; raise `AuthError`
+        (`Replayed`) if it was used there for a different body within its lifetime."""
+        self._expire(now)
+        key = (token, scope)
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] != body_sha256:
+            raise AuthError(
+                "Replayed",
+                "this token was already used for a different request body; sign a new one",
+            )
+        if seen is None:
+            self._seen[key] = (body_sha256, now)
+            while len(self._seen) > self.max_entries:
+                self._seen.popitem(last=False)
+
+    def _expire(self, now: int) -> None:
+        while self._seen:
+            key, (_, used_at) = next(iter(self._seen.items()))
+            if now - used_at < self.ttl:
+                return
+            del self._seen[key]
 
 
 def _key_bytes(private_key: bytes | str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final
@@ -139,6 +140,9 @@ class VolumeMount(WireModel):
 class ManifestService(WireModel):
     name: str = Field(pattern=_SERVICE_NAME_PATTERN, max_length=63)
     image: str = Field(min_length=1, max_length=512)
+    replicas: int = Field(
+        default=1, ge=1, le=1000, description="the manifest's `count` (the order says 1)"
+    )
     command: list[str] = Field(default_factory=list, max_length=MAX_COMMAND)
     args: list[str] = Field(default_factory=list, max_length=MAX_ARGS)
     env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV)
@@ -162,21 +166,34 @@ class LeaseManifest(WireModel):
 
     @classmethod
     def from_sdk(
-        cls, manifest: Manifest, *, received_at: datetime | None = None, sha256: str | None = None
+        cls,
+        manifest: Manifest,
+        *,
+        received_at: datetime | None = None,
+        sha256: str | None = None,
+        pull_secrets: Mapping[str, str] | None = None,
     ) -> LeaseManifest:
-        """The lease's view of an uploaded manifest (all groups' services, one list)."""
+        """The lease's view of an uploaded manifest (all groups' services, one list).
+
+        `pull_secrets` names, per service, the Secret its registry credentials went to."""
+        secrets = pull_secrets or {}
         return cls(
-            services=[_lease_service(service) for service in manifest.services()],
+            services=[
+                _lease_service(service, secrets.get(service.name))
+                for service in manifest.services()
+            ],
             received_at=received_at,
             sha256=sha256,
         )
 
 
-def _lease_service(service: SdkService) -> ManifestService:
+def _lease_service(service: SdkService, pull_secret: str | None) -> ManifestService:
     mounts = [] if service.params is None else service.params.storage
     return ManifestService(
         name=service.name,
         image=service.image,
+        replicas=service.count,
+        image_pull_secret=pull_secret,
         command=list(service.command),
         args=list(service.args),
         env=[EnvVar(name=name, value=value) for name, value in service.env_pairs()],

@@ -1,0 +1,237 @@
+"""GpuLease reads and writes for the tenant API, and reads of a lease namespace's objects.
+
+Writes:
+
+- `write_manifest`: a JSON merge patch of `spec.manifest` guarded by the resourceVersion
+  read (optimistic concurrency: a lease changed meanwhile answers `LeaseConflict`, and the
+  caller reads again). Nothing else of the spec is touched. The manifest's `services` list
+  is replaced whole, so a new manifest replaces the old one.
+- `apply_pull_secrets`: server-side apply of each registry-credentials Secret (field
+  manager `gpu-provider`), and deletion of the lease's credentials Secrets the new manifest
+  no longer has.
+- `request_close`: the annotation `gpuprovider.dev/close-requested-at` on a GpuLease, which
+  asks the lease controller to check the chain now (it closes only on chain evidence).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, VERSION
+from gpu_provider.kube.client import FIELD_MANAGER, off_loop
+
+__all__ = [
+    "CLOSE_REQUESTED_ANNOTATION",
+    "LeaseConflict",
+    "apply_pull_secrets",
+    "list_lease_objects",
+    "list_tenant_leases",
+    "pod_log",
+    "read_gpulease",
+    "request_close",
+    "write_manifest",
+]
+
+JsonObject = dict[str, Any]
+CLOSE_REQUESTED_ANNOTATION: Final = "gpuprovider.dev/close-requested-at"
+_MERGE_PATCH: Final = "application/merge-patch+json"
+_APPLY_PATCH: Final = "application/apply-patch+yaml"
+_TIMEOUT: Final = 15.0
+
+
+class LeaseConflict(RuntimeError):
+    """The GpuLease changed between the read and the write (resourceVersion moved)."""
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data)
+
+
+async def read_gpulease(api: client.ApiClient, namespace: str, name: str) -> JsonObject | None:
+    """The GpuLease as stored now (a quorum read: the manifest check needs the latest)."""
+    custom = client.CustomObjectsApi(api)
+    try:
+        response = await off_loop(
+            custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            GPU_LEASE_PLURAL,
+            name,
+            _preload_content=False,
+            _request_timeout=_TIMEOUT,
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    found: JsonObject = _json(response)
+    return found
+
+
+async def write_manifest(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    manifest: Mapping[str, Any],
+    *,
+    resource_version: str,
+) -> JsonObject:
+    """Set `spec.manifest` if the GpuLease is still at `resource_version`; the stored object."""
+    custom = client.CustomObjectsApi(api)
+    patch = {"metadata": {"resourceVersion": resource_version}, "spec": {"manifest": manifest}}
+    try:
+        response = await off_loop(
+            custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            GPU_LEASE_PLURAL,
+            name,
+            patch,
+            field_manager=FIELD_MANAGER,
+            _content_type=_MERGE_PATCH,
+            _preload_content=False,
+            _request_timeout=_TIMEOUT,
+        )
+    except ApiException as error:
+        if error.status == 409:
+            raise LeaseConflict(f"GpuLease {namespace}/{name} changed meanwhile") from None
+        raise
+    stored: JsonObject = _json(response)
+    return stored
+
+
+async def apply_pull_secrets(
+    api: client.ApiClient,
+    namespace: str,
+    lease_selector: str,
+    secrets: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Apply `secrets` (name -> body); delete the lease's other credentials Secrets."""
+    core = client.CoreV1Api(api)
+    for name, body in secrets.items():
+        await off_loop(
+            core.patch_namespaced_secret,
+            name,
+            namespace,
+            dict(body),
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=_APPLY_PATCH,
+            _request_timeout=_TIMEOUT,
+        )
+    existing = await off_loop(
+        core.list_namespaced_secret,
+        namespace,
+        label_selector=lease_selector,
+        _request_timeout=_TIMEOUT,
+    )
+    for secret in existing.items:
+        name = str(secret.metadata.name) if secret.metadata else ""
+        if name and name not in secrets:
+            try:
+                await off_loop(
+                    core.delete_namespaced_secret,
+                    name,
+                    namespace,
+                    _request_timeout=_TIMEOUT,
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+
+
+async def list_tenant_leases(
+    api: client.ApiClient, namespace: str, tenant_selector: str
+) -> list[JsonObject]:
+    custom = client.CustomObjectsApi(api)
+    response = await off_loop(
+        custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        GPU_LEASE_PLURAL,
+        label_selector=tenant_selector,
+        _preload_content=False,
+        _request_timeout=_TIMEOUT,
+    )
+    items: list[JsonObject] = _json(response).get("items", [])
+    return items
+
+
+async def request_close(api: client.ApiClient, namespace: str, name: str, at: str) -> None:
+    """Annotate the GpuLease: the tenant says it closed the lease on chain, check now."""
+    custom = client.CustomObjectsApi(api)
+    patch = {"metadata": {"annotations": {CLOSE_REQUESTED_ANNOTATION: at}}}
+    await off_loop(
+        custom.patch_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        GPU_LEASE_PLURAL,
+        name,
+        patch,
+        field_manager=FIELD_MANAGER,
+        _content_type=_MERGE_PATCH,
+        _request_timeout=_TIMEOUT,
+    )
+
+
+_LEASE_KINDS: Final = ("deployments", "statefulsets", "services", "pods", "events")
+
+
+def _lister(api: client.ApiClient, kind: str) -> Any:
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    return {
+        "deployments": apps.list_namespaced_deployment,
+        "statefulsets": apps.list_namespaced_stateful_set,
+        "services": core.list_namespaced_service,
+        "pods": core.list_namespaced_pod,
+        "events": core.list_namespaced_event,
+    }[kind]
+
+
+async def list_lease_objects(
+    api: client.ApiClient, namespace: str, kind: str, *, label_selector: str | None = None
+) -> list[JsonObject]:
+    """Objects of `kind` (one of `_LEASE_KINDS`) in the lease namespace, as plain dicts;
+    empty when the namespace does not exist (yet, or any more): a list there is empty."""
+    if kind not in _LEASE_KINDS:
+        raise ValueError(f"not a kind of a lease namespace: {kind}")
+    response = await off_loop(
+        _lister(api, kind),
+        namespace,
+        label_selector=label_selector or "",
+        _preload_content=False,
+        _request_timeout=_TIMEOUT,
+    )
+    items: list[JsonObject] = _json(response).get("items", [])
+    return items
+
+
+async def pod_log(
+    api: client.ApiClient,
+    namespace: str,
+    pod: str,
+    *,
+    tail: int | None,
+    since_seconds: int | None = None,
+) -> str:
+    """A pod's log, each line prefixed with its RFC 3339 timestamp and a space."""
+    core = client.CoreV1Api(api)
+    text: str = await off_loop(
+        core.read_namespaced_pod_log,
+        pod,
+        namespace,
+        tail_lines=tail,
+        since_seconds=since_seconds,
+        timestamps=True,
+        _request_timeout=_TIMEOUT,
+    )
+    return text
