@@ -11,13 +11,17 @@ __all__ = [
     "LEASE_ID_LABEL",
     "MANAGED_BY",
     "PROVIDER_NODE_LABEL",
+    "SERVICE_LABEL",
     "TENANT_LABEL",
     "lease_labels",
+    "service_selector",
 ]
 
 LEASE_ID_LABEL: Final = "gpuprovider.dev/lease-id"
 TENANT_LABEL: Final = "gpuprovider.dev/tenant"
 PROVIDER_NODE_LABEL: Final = "gpuprovider.dev/provider-node"
+SERVICE_LABEL: Final = "gpuprovider.dev/service"
+"""On a lease's workload objects and Pods: the manifest service they run."""
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 MANAGED_BY: Final = "gpu-provider"
 PART_OF: Final = "gpu-provider-operator"
@@ -45,3 +49,9 @@ def lease_labels(lease_id: int, tenant: str, provider_node: str, component: str)
         TENANT_LABEL: _value(tenant.lower(), "tenant"),
         PROVIDER_NODE_LABEL: _value(provider_node, "ProviderNode name"),
     }
+
+
+def service_selector(lease_id: int, service: str) -> dict[str, str]:
+    """The Pods of one service of one lease: the selector of its workload and Services.
+    Immutable on a Deployment/StatefulSet, so it names nothing that can change (no tenant)."""
+    return {LEASE_ID_LABEL: _value(str(lease_id), "lease id"), SERVICE_LABEL: service}

@@ -1,0 +1,239 @@
+"""The Kubernetes objects of a lease with a manifest: pinned by golden files, with the facts a
+provider or tenant would notice asserted outright.
+
+Set UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change (and review the diff);
+a missing golden file fails rather than being written silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gpu_provider.api.v1alpha1.gpulease import ForwardedPort, Placement
+from gpu_provider.api.v1alpha1.providernode import LeaseDefaults
+from gpu_provider.render.labels import LEASE_ID_LABEL, TENANT_LABEL
+from gpu_provider.render.objects import LeaseObjects, render_lease_objects
+from gpu_provider.render.services import forwarded_ports, lease_uris
+from gpu_provider.render.workload import DEFAULT_PERSISTENT_MOUNT
+from tests.render.leasefixtures import (
+    DEFAULTS,
+    NETWORK,
+    TENANT,
+    credentials_lease,
+    multi_service_lease,
+    readme_lease,
+    storage_lease,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _golden(name: str, objects: LeaseObjects) -> None:
+    path = GOLDEN / name
+    text = yaml.safe_dump_all(objects.ordered(), sort_keys=False, default_flow_style=False)
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(), f"{path} differs: run with UPDATE_GOLDEN=1 and review"
+
+
+def _kinds(objects: LeaseObjects) -> list[tuple[str, str]]:
+    return [(o["kind"], o["metadata"]["name"]) for o in objects.ordered()]
+
+
+def _pod(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def test_readme_manifest_one_gpu_runs_isolated_on_the_reserved_rtx4090() -> None:
+    spec, placement = readme_lease()
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK)
+    _golden("lease-readme.yaml", objects)
+    assert _kinds(objects) == [
+        ("Namespace", "lease-7"),
+        ("ResourceQuota", "lease"),
+        ("LimitRange", "lease"),
+        ("NetworkPolicy", "deny-all"),
+        ("NetworkPolicy", "allow-same-lease"),
+        ("NetworkPolicy", "allow-dns"),
+        ("NetworkPolicy", "allow-internet"),
+        ("NetworkPolicy", "expose-py-cuda"),
+        ("ServiceAccount", "lease"),
+        ("Service", "py-cuda"),
+        ("Service", "py-cuda-np"),
+        ("Deployment", "py-cuda"),
+    ]
+    namespace = objects.namespace["metadata"]
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["labels"][LEASE_ID_LABEL] == "7"
+    assert namespace["labels"][TENANT_LABEL] == TENANT.lower()
+    assert namespace["labels"]["app.kubernetes.io/managed-by"] == "gpu-provider"
+    pod = _pod(objects.workloads[0])
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert container["env"] == [{"name": "JUPYTER_TOKEN", "value": "sentient"}]
+    assert pod["runtimeClassName"] == "nvidia"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    (term,) = terms["nodeSelectorTerms"]
+    assert {e["key"]: e["values"] for e in term["matchExpressions"]} == {
+        "kubernetes.io/hostname": ["gpu-node-1"],
+        "nvidia.com/gpu.product": ["NVIDIA-GeForce-RTX-4090"],
+    }
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    # Port 8888 is global but not HTTP (not 80): a NodePort, no Ingress.
+    assert objects.ingresses == []
+    (_, node_port) = objects.services
+    assert node_port["spec"]["type"] == "NodePort"
+    assert "kopf.zalando.org" not in yaml.safe_dump_all(objects.ordered())
+    assert all("ownerReferences" not in o["metadata"] for o in objects.ordered())
+
+
+def test_multi_service_http_gets_an_ingress_and_tcp_udp_get_node_ports() -> None:
+    spec, placement = multi_service_lease()
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK)
+    _golden("lease-multi-service.yaml", objects)
+    (ingress,) = objects.ingresses
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "api-43.leases.example.com"
+    assert lease_uris(objects.ingresses) == {"api": ["api-43.leases.example.com"]}
+    node_ports = [s for s in objects.services if s["spec"]["type"] == "NodePort"]
+    assert [
+        (s["metadata"]["name"], [p["protocol"] for p in s["spec"]["ports"]]) for s in node_ports
+    ] == [("relay-np", ["TCP", "UDP"])]
+    quota = objects.quota[0]["spec"]["hard"]
+    assert quota["services.nodeports"] == "2"
+    assert quota["pods"] == "3"
+    api, relay = objects.workloads
+    assert api["kind"] == relay["kind"] == "Deployment"
+    assert relay["spec"]["replicas"] == 2
+    # The relay has no GPU: no GPU limit, no pin to the GPU node.
+    assert "nvidia.com/gpu" not in _pod(relay)["containers"][0]["resources"]["limits"]
+    assert "affinity" not in _pod(relay)
+    assert _pod(api)["containers"][0]["command"] == ["python", "-m", "server"]
+
+
+def test_persistent_and_shm_order_becomes_statefulset_with_claim_and_dev_shm() -> None:
+    spec, placement = storage_lease()
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK)
+    _golden("lease-storage.yaml", objects)
+    (workload,) = objects.workloads
+    assert workload["kind"] == "StatefulSet"
+    (claim,) = workload["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    pod = _pod(workload)
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts == {"/dev/shm": "shm", "/models": "models"}
+    (shm,) = pod["volumes"]
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}
+    # shm pages are charged to the container's memory: 32 GiB ordered + 8 GiB shm.
+    assert pod["containers"][0]["resources"]["limits"]["memory"] == "40Gi"
+    hard = objects.quota[0]["spec"]["hard"]
+    assert (hard["persistentvolumeclaims"], hard["requests.storage"]) == ("1", "100Gi")
+
+
+def test_persistent_volume_without_a_params_mount_goes_to_the_default_path() -> None:
+    spec, placement = storage_lease(mount=None)
+    (workload,) = render_lease_objects(spec, placement, DEFAULTS, NETWORK).workloads
+    mounts = {m["name"]: m["mountPath"] for m in _pod(workload)["containers"][0]["volumeMounts"]}
+    assert mounts == {"shm": "/dev/shm", "models": DEFAULT_PERSISTENT_MOUNT}
+
+
+def test_credentials_become_a_pull_secret_in_the_lease_namespace_only() -> None:
+    spec, placement, stored = credentials_lease()
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK, pull_secrets=stored)
+    _golden("lease-credentials.yaml", objects)
+    (secret,) = objects.secrets
+    assert secret["metadata"]["namespace"] == "lease-45"
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["data"] == stored[0]["data"]
+    pod = _pod(objects.workloads[0])
+    assert pod["imagePullSecrets"] == [{"name": secret["metadata"]["name"]}]
+    # The password is in the Secret only; never in the pod spec or its env.
+    assert "s3cret-token" not in yaml.safe_dump(objects.workloads)
+    assert "s3cret-token" not in yaml.safe_dump(spec.model_dump())
+
+
+def test_a_missing_pull_secret_is_noted() -> None:
+    spec, placement, _ = credentials_lease()
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK)
+    assert objects.secrets == []
+    assert any("was not given" in note for note in objects.notes)
+
+
+def test_http_port_without_ingress_domain_has_no_ingress_and_says_so() -> None:
+    spec, placement = multi_service_lease()
+    objects = render_lease_objects(spec, placement, LeaseDefaults(), NETWORK)
+    assert objects.ingresses == []
+    assert any("ingressDomain" in note for note in objects.notes)
+    api = _pod(objects.workloads[0])
+    assert "runtimeClassName" not in api
+
+
+def test_root_images_relax_pods_and_the_namespace_to_baseline() -> None:
+    spec, placement = readme_lease()
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK, run_as_non_root=False)
+    labels = objects.namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    container = _pod(objects.workloads[0])["containers"][0]
+    assert "runAsNonRoot" not in container["securityContext"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_rendering_twice_gives_the_same_objects() -> None:
+    spec, placement = multi_service_lease()
+    first = render_lease_objects(spec, placement, DEFAULTS, NETWORK).ordered()
+    assert render_lease_objects(spec, placement, DEFAULTS, NETWORK).ordered() == first
+
+
+def test_a_lease_without_manifest_renders_nothing() -> None:
+    spec, placement = readme_lease()
+    with pytest.raises(ValueError, match="no manifest"):
+        render_lease_objects(
+            spec.model_copy(update={"manifest": None}), placement, DEFAULTS, NETWORK
+        )
+
+
+def test_forwarded_ports_report_allocated_node_ports_for_the_status() -> None:
+    spec, placement = multi_service_lease()
+    services = render_lease_objects(spec, placement, DEFAULTS, NETWORK).services
+    # As the API server returns them: node ports allocated (the UDP one not yet).
+    services[-1]["spec"]["ports"][0]["nodePort"] = 31001
+    reported = forwarded_ports(services, {"relay": "203.0.113.7"})
+    assert reported == {
+        "relay": [ForwardedPort(port=7000, external_port=31001, proto="TCP", host="203.0.113.7")]
+    }
+    assert reported["relay"][0].to_wire() == {
+        "port": 7000,
+        "externalPort": 31001,
+        "proto": "TCP",
+        "host": "203.0.113.7",
+    }
+    assert forwarded_ports(services, {}) == {}
+
+
+def test_placement_model_narrows_the_gpu_products_to_the_reserved_one() -> None:
+    spec, _ = multi_service_lease()
+    anywhere = Placement(node=None, gpus=1, model=None)
+    pod = _pod(render_lease_objects(spec, anywhere, DEFAULTS, NETWORK).workloads[0])
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    (products,) = term["matchExpressions"]
+    assert products["key"] == "nvidia.com/gpu.product"
+    assert "NVIDIA-H100-80GB-HBM3" in products["values"]
+    assert any("A100" in value for value in products["values"])
