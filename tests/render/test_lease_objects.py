@@ -174,11 +174,18 @@ def test_a_missing_pull_secret_is_noted() -> None:
     assert any("was not given" in note for note in objects.notes)
 
 
-def test_http_port_without_ingress_domain_has_no_ingress_and_says_so() -> None:
+def test_http_port_without_ingress_domain_is_a_node_port_and_says_so() -> None:
     spec, placement = multi_service_lease()
     objects = render_lease_objects(spec, placement, LeaseDefaults(), NETWORK)
     assert objects.ingresses == []
     assert any("ingressDomain" in note for note in objects.notes)
+    published = {
+        s["metadata"]["name"]: [p["port"] for p in s["spec"]["ports"]]
+        for s in objects.services
+        if s["spec"]["type"] == "NodePort"
+    }
+    assert published == {"api-np": [80], "relay-np": [7000, 7001]}
+    assert objects.quota[0]["spec"]["hard"]["services.nodeports"] == "3"
     api = _pod(objects.workloads[0])
     assert "runtimeClassName" not in api
 

@@ -90,6 +90,7 @@ def render_lease_objects(
     catalog = catalog or default_catalog()
     manifest_services = {s.name: s for s in spec.manifest.services}
     notes: list[str] = []
+    with_ingress = bool(defaults.ingress_domain)
     secrets = [render_pull_secret(scope, stored) for stored in pull_secrets]
     services, ingresses, workloads, exposed = [], [], [], []
     for ordered in spec.resources.services:
@@ -103,16 +104,16 @@ def render_lease_objects(
                 f"service {service.name!r} pulls with Secret {service.image_pull_secret!r}, "
                 "which was not given: its image pull will fail until it is"
             )
-        services.extend(render_services(scope, service))
+        services.extend(render_services(scope, service, with_ingress=with_ingress))
         ingress = render_ingress(scope, service, defaults)
         if ingress is not None:
             ingresses.append(ingress)
         elif any(map(is_http, service.expose)):
             notes.append(
                 f"service {service.name!r} exposes HTTP but the ProviderNode has no "
-                "leaseDefaults.ingressDomain: no Ingress, reachable inside the lease only"
+                "leaseDefaults.ingressDomain: no Ingress (no host name), a NodePort instead"
             )
-        exposed.append(exposed_ports(service, with_ingress=ingress is not None))
+        exposed.append(exposed_ports(service, with_ingress=with_ingress))
         workloads.append(
             render_workload(
                 scope,
@@ -134,7 +135,9 @@ def render_lease_objects(
         render_resource_quota(
             scope,
             deployed,
-            node_ports=node_port_count([manifest_services[o.name] for o, _ in deployed]),
+            node_ports=node_port_count(
+                [manifest_services[o.name] for o, _ in deployed], with_ingress=with_ingress
+            ),
             services=len(services),
         ),
         render_limit_range(scope, deployed),

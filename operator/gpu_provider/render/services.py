@@ -4,8 +4,9 @@ Which `expose` entry becomes what (the rule of the Akash-derived provider Sphero
 to; the SDK sends `httpOptions` with every port, so its presence says nothing):
 
 - HTTP: TCP, `global`, and exposed as port 80 (`externalPort`, or `port` when that is unset):
-  an Ingress at `<service>-<leaseId>.<ingressDomain>`, none when the ProviderNode has no
-  `ingressDomain` (the port then stays reachable inside the lease only);
+  an Ingress at `<service>-<leaseId>.<ingressDomain>`; when the ProviderNode has no
+  `ingressDomain`, a NodePort instead (the tenant paid for a public port; the controller
+  reports that it has no host name);
 - any other `global` port, TCP or UDP: a NodePort Service `<service>-np`;
 - every exposed port: the ClusterIP Service `<service>` (the lease's services reach each other
   by name, and the Ingress routes through it).
@@ -53,8 +54,9 @@ def is_http(port: ExposedPort) -> bool:
     return port.proto == "TCP" and port.global_ and _public_port(port) == HTTP_PORT
 
 
-def is_node_port(port: ExposedPort) -> bool:
-    return port.global_ and not is_http(port)
+def is_node_port(port: ExposedPort, *, with_ingress: bool = True) -> bool:
+    """A global port published on the nodes: every one but HTTP ports that get an Ingress."""
+    return port.global_ and not (with_ingress and is_http(port))
 
 
 def _unique(ports: Iterable[ExposedPort]) -> list[ExposedPort]:
@@ -70,15 +72,18 @@ def _unique(ports: Iterable[ExposedPort]) -> list[ExposedPort]:
 def exposed_ports(service: ManifestService, *, with_ingress: bool) -> ExposedPorts:
     """The container ports open to outside the lease: NodePorts, and HTTP ports when they
     get an Ingress."""
-    ports = [p for p in service.expose if is_node_port(p) or (with_ingress and is_http(p))]
+    ports = [p for p in service.expose if p.global_]
     pairs = tuple(dict.fromkeys((p.port, p.proto) for p in ports))
     return ExposedPorts(
         service=service.name, ports=pairs, http=with_ingress and any(map(is_http, ports))
     )
 
 
-def node_port_count(services: Sequence[ManifestService]) -> int:
-    return sum(len(_unique(p for p in s.expose if is_node_port(p))) for s in services)
+def node_port_count(services: Sequence[ManifestService], *, with_ingress: bool = True) -> int:
+    return sum(
+        len(_unique(p for p in s.expose if is_node_port(p, with_ingress=with_ingress)))
+        for s in services
+    )
 
 
 def _service_port(port: ExposedPort) -> dict[str, Any]:
@@ -91,9 +96,12 @@ def _service_port(port: ExposedPort) -> dict[str, Any]:
     }
 
 
-def render_services(scope: LeaseScope, service: ManifestService) -> list[dict[str, Any]]:
+def render_services(
+    scope: LeaseScope, service: ManifestService, *, with_ingress: bool = True
+) -> list[dict[str, Any]]:
     """The ClusterIP Service `<service>` (every exposed port) and, when the service has global
-    non-HTTP ports, the NodePort Service `<service>-np`; none for a service exposing nothing."""
+    non-HTTP ports, the NodePort Service `<service>-np`; none for a service exposing nothing.
+    `with_ingress=False` (no ingressDomain): HTTP ports are published as NodePorts too."""
     ports = _unique(service.expose)
     if not ports:
         return []
@@ -111,7 +119,7 @@ def render_services(scope: LeaseScope, service: ManifestService) -> list[dict[st
             },
         }
     ]
-    public = [p for p in ports if is_node_port(p)]
+    public = [p for p in ports if is_node_port(p, with_ingress=with_ingress)]
     if public:
         name = f"{service.name[: 63 - len(NODE_PORT_SUFFIX)].rstrip('-')}{NODE_PORT_SUFFIX}"
         rendered.append(
