@@ -8,20 +8,27 @@ a missing golden file fails rather than being written silently.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from gpu_provider.api.v1alpha1.gpulease import ForwardedPort, Placement
-from gpu_provider.api.v1alpha1.providernode import LeaseDefaults
+from gpu_provider.api.v1alpha1.gpulease import (
+    ForwardedPort,
+    Placement,
+    StorageRequest,
+    VolumeMount,
+)
+from gpu_provider.api.v1alpha1.providernode import LeaseDefaults, PortRange
 from gpu_provider.render.labels import LEASE_ID_LABEL, TENANT_LABEL
 from gpu_provider.render.objects import LeaseObjects, render_lease_objects
-from gpu_provider.render.services import forwarded_ports, lease_uris
-from gpu_provider.render.workload import DEFAULT_PERSISTENT_MOUNT
+from gpu_provider.render.services import forwarded_ports, lease_uris, node_ports_outside
+from gpu_provider.render.workload import DEFAULT_PERSISTENT_MOUNT, persistent_mounts
 from tests.render.leasefixtures import (
     DEFAULTS,
+    GIB,
     NETWORK,
     TENANT,
     credentials_lease,
@@ -244,3 +251,90 @@ def test_placement_model_narrows_the_gpu_products_to_the_reserved_one() -> None:
     assert products["key"] == "nvidia.com/gpu.product"
     assert "NVIDIA-H100-80GB-HBM3" in products["values"]
     assert any("A100" in value for value in products["values"])
+
+
+def test_an_ingress_without_a_known_controller_namespace_is_noted() -> None:
+    spec, placement = multi_service_lease()
+    network = replace(NETWORK, ingress_namespace=None)
+    objects = render_lease_objects(spec, placement, DEFAULTS, network)
+    assert any("ingress controller namespace" in note for note in objects.notes)
+    (policy,) = [p for p in objects.network_policies if p["metadata"]["name"] == "expose-api"]
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert [peer for peer in peers if "namespaceSelector" in peer] == []
+
+
+def test_node_ports_outside_the_provider_range_are_named() -> None:
+    spec, placement = multi_service_lease()
+    services = render_lease_objects(spec, placement, DEFAULTS, NETWORK).services
+    services[-1]["spec"]["ports"][0]["nodePort"] = 30007
+    services[-1]["spec"]["ports"][1]["nodePort"] = 31500
+    assert node_ports_outside(services, PortRange(min=31000, max=31999)) == [
+        "relay-np/7000: nodePort 30007 outside 31000-31999"
+    ]
+
+
+def test_only_a_docker_config_secret_is_copied_into_the_lease() -> None:
+    spec, placement, stored = credentials_lease()
+    opaque = {**stored[0], "type": "Opaque"}
+    with pytest.raises(ValueError, match="dockerconfigjson"):
+        render_lease_objects(spec, placement, DEFAULTS, NETWORK, pull_secrets=[opaque])
+
+
+def _volume(name: str) -> StorageRequest:
+    return StorageRequest(name=name, size_bytes=GIB, storage_class="beta3", persistent=True)
+
+
+@pytest.mark.parametrize(
+    ("volumes", "mounts", "expected"),
+    [
+        # A mount naming the volume wins over the SDK's `default`.
+        (["models"], [("default", "/x"), ("models", "/models")], [("models", "/models")]),
+        # The SDK's single `default` entry goes to the persistent volume.
+        (["models"], [("default", "/workspace")], [("models", "/workspace")]),
+        # An shm mount is not a place for the persistent volume.
+        (["models"], [("default", "/dev/shm")], [("models", "/data")]),
+        # Nothing named: /data, then /data-1.
+        (["a", "b"], [], [("a", "/data"), ("b", "/data-1")]),
+        # Two volumes both named `default` (the SDK's quirk in the order too): told apart.
+        (["default", "default"], [], [("default-0", "/data"), ("default-1", "/data-1")]),
+    ],
+)
+def test_persistent_volumes_are_mounted_where_the_manifest_says_or_at_data(
+    volumes: list[str], mounts: list[tuple[str, str]], expected: list[tuple[str, str]]
+) -> None:
+    placed = persistent_mounts(
+        [_volume(name) for name in volumes],
+        [VolumeMount(volume=name, path=path) for name, path in mounts],
+    )
+    assert [(name, path) for name, path, _ in placed] == expected
+
+
+def test_manifest_count_above_the_order_splits_each_replicas_share() -> None:
+    spec, placement = readme_lease()
+    assert spec.manifest is not None
+    (service,) = spec.manifest.services
+    resources = spec.resources.model_copy(
+        update={
+            "services": [
+                spec.resources.services[0].model_copy(
+                    update={"gpu": spec.resources.services[0].gpu.model_copy(update={"units": 2})}
+                )
+            ],
+            "total_gpus": 2,
+        }
+    )
+    spec = spec.model_copy(
+        update={
+            "resources": resources,
+            "manifest": spec.manifest.model_copy(
+                update={"services": [service.model_copy(update={"replicas": 2})]}
+            ),
+        }
+    )
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK)
+    (workload,) = objects.workloads
+    assert workload["spec"]["replicas"] == 2
+    limits = _pod(workload)["containers"][0]["resources"]["limits"]
+    assert (limits["nvidia.com/gpu"], limits["cpu"], limits["memory"]) == ("1", "4", "8Gi")
+    hard = objects.quota[0]["spec"]["hard"]
+    assert (hard["requests.nvidia.com/gpu"], hard["pods"], hard["limits.cpu"]) == ("2", "2", "8")

@@ -108,6 +108,11 @@ def render_lease_objects(
         ingress = render_ingress(scope, service, defaults)
         if ingress is not None:
             ingresses.append(ingress)
+            if not network.ingress_namespace:
+                notes.append(
+                    f"service {service.name!r} has an Ingress but the cluster's ingress "
+                    "controller namespace is not known: its NetworkPolicy admits no proxy"
+                )
         elif any(map(is_http, service.expose)):
             notes.append(
                 f"service {service.name!r} exposes HTTP but the ProviderNode has no "
