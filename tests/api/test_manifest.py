@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gpu_provider.api.manifest import Manifest, ManifestError, order_mismatch, parse_manifest
+from gpu_provider.api.manifest import Manifest, ManifestError, parse_manifest
+from gpu_provider.api.manifest_fit import order_mismatch
 from gpu_provider.api.v1alpha1.gpulease import LeaseManifest
 from gpu_provider.devnet.orderfile import parse_order_yaml
 

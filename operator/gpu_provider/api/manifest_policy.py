@@ -31,13 +31,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from gpu_provider.api.manifest import (
-    Expose,
-    Manifest,
-    OrderedService,
-    Service,
-    services_mismatch,
-)
+from gpu_provider.api.manifest import Expose, Manifest, Service
+from gpu_provider.api.manifest_fit import OrderedService, services_mismatch
 from gpu_provider.api.v1alpha1.gpulease import LeaseResources
 from gpu_provider.api.v1alpha1.providernode import ImagePolicy, LeaseDefaults, PortRange
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from gpu_provider.api.manifest import ManifestError, order_mismatch, parse_manifest
+from gpu_provider.api.manifest import ManifestError, parse_manifest
+from gpu_provider.api.manifest_fit import order_mismatch
 from gpu_provider.devnet.errors import DevnetError
 from gpu_provider.market import OrderSpec
 

@@ -8,9 +8,9 @@ model, `gpu_provider.api.manifest`. A manifest is stored only when it passes eve
 | `Auth-Spheron` valid, signer is the lease's tenant | 401 |
 | the lease exists here | 404 |
 | the lease takes a manifest (AwaitingManifest, Deploying, Running) | 410 closed, 409 failed |
-| the token was not used before for another body | 401 (`Replayed`) |
 | the body is JSON / fits the manifest model (no unknown field) | 400 / 422 |
 | fits the order and the provider's policy (`api.manifest_policy`) | 422 |
+| the token was not used before for another accepted body | 401 (`Replayed`) |
 
 A valid manifest goes to `GpuLease.spec.manifest` with its sha256; registry credentials go
 to Secrets (`render.pullsecret`), never into the GpuLease. The answer is exactly 200: Spheron's
@@ -70,6 +70,9 @@ async def put_manifest(request: web.Request) -> web.Response:
     for _ in range(_WRITE_ATTEMPTS):
         lease = await lease_for_tenant(request, context, token)
         _check_phase(lease)
+        manifest = await _validated(context, lease, body)
+        # Only a manifest that would be accepted binds the token: a refused body is
+        # not a use, and the tenant may fix it and resend with the same token.
         try:
             context.replay.check(
                 header,
@@ -79,7 +82,6 @@ async def put_manifest(request: web.Request) -> web.Response:
             )
         except AuthError as error:
             raise GatewayError(401, f"Auth-Spheron refused ({error.reason}): {error}") from None
-        manifest = await _validated(context, lease, body)
         sha = manifest_sha256(manifest)
         stored = lease.spec.manifest
         if stored is not None and stored.sha256 == sha:
