@@ -32,7 +32,12 @@ from kubernetes.client.exceptions import ApiException
 from gpu_provider.api.manifest import Manifest, ManifestError, manifest_sha256, parse_manifest
 from gpu_provider.api.manifest_policy import manifest_refusal
 from gpu_provider.api.v1alpha1.common import API_VERSION
-from gpu_provider.api.v1alpha1.gpulease import GPU_LEASE_KIND, LeaseManifest, LeasePhase
+from gpu_provider.api.v1alpha1.gpulease import (
+    GPU_LEASE_KIND,
+    ChainLeaseState,
+    LeaseManifest,
+    LeasePhase,
+)
 from gpu_provider.gateway.errors import GatewayError
 from gpu_provider.gateway.leaseaccess import (
     LEASE_ID,
@@ -104,6 +109,8 @@ def _accepted(lease_id: int, sha: str, *, changed: bool) -> web.Response:
 
 def _check_phase(lease: LeaseView) -> None:
     phase = lease.status.phase
+    if lease.status.chain_state is ChainLeaseState.TERMINATED:
+        raise GatewayError(410, f"lease {lease.lease_id} is closed on chain; it takes no manifest")
     if phase in ACCEPTING_PHASES:
         return
     if phase is LeasePhase.FAILED:
