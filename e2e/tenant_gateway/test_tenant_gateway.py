@@ -345,3 +345,83 @@ def test_close_marks_the_tenants_open_leases_for_a_chain_check(
     )
     assert read_lease(mine["metadata"]["name"]).get("status", {}).get("phase") == "AwaitingManifest"
     assert call(gateway, "PUT", "/spheron/deployment/close", headers={})[0] == 401
+
+
+SHM_AND_DISK_ORDER = """
+name: westcoast
+duration: 1h
+maxUsdPerHour: "1.00"
+services:
+  - name: py-cuda
+    replicas: 1
+    cpu: 8
+    memory: 16Gi
+    storage:
+      - name: data
+        size: 200Gi
+        class: beta3
+        persistent: true
+      - name: shm
+        size: 8Gi
+        class: ram
+    gpu:
+      units: 1
+      models: [rtx4090]
+    endpoints:
+      - kind: shared-http
+"""
+
+
+def test_the_sdks_single_default_volume_fits_an_order_of_shm_and_disk(
+    gateway: Gateway, make_lease: MakeLease, read_lease: Callable[[str], Any]
+) -> None:
+    # The SDK sends one `default` volume, sized from the order's first, whatever it lists.
+    lease = make_lease(order_yaml=SHM_AND_DISK_ORDER)
+    assert [v["name"] for v in lease["spec"]["resources"]["services"][0]["storage"]] == [
+        "data",
+        "shm",
+    ]
+    status, answer = call(
+        gateway, "PUT", manifest_path(lease), body=README_MANIFEST, headers=signed()
+    )
+    assert status == 200, answer
+    assert read_lease(lease["metadata"]["name"])["spec"]["manifest"]["sha256"] == answer["sha256"]
+
+
+def _event(namespace: str, pod: str, reason: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"{pod}.{reason.lower()}"},
+        "involvedObject": {"kind": "Pod", "name": pod, "namespace": namespace},
+        "reason": reason,
+        "message": f"{reason} image",
+        "type": "Normal",
+        "source": {"component": "kubelet"},
+        "lastTimestamp": "2026-12-01T00:00:00Z",
+    }
+
+
+async def test_following_events_over_a_websocket_brings_new_ones(
+    gateway: Gateway, make_lease: MakeLease, core: client.CoreV1Api
+) -> None:
+    lease = make_lease()
+    lease_id = lease["spec"]["leaseId"]
+    namespace = f"lease-{lease_id}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_event(namespace, _event(namespace, "py-cuda-0", "Pulling"))
+    core.create_namespaced_event(namespace, _event(namespace, "other-0", "Ignored"))
+    path = f"/lease/{lease_id}/1/1/kubeevents?follow=true&tail=5&service=py-cuda"
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(gateway.url + path, ssl=NO_VERIFY, headers=signed()) as ws,
+        ):
+            # The event that was there (the other service's is filtered out) ...
+            first = json.loads((await ws.receive(timeout=15)).data)
+            assert (first["reason"], first["note"]) == ("Pulling", "Pulling image")
+            assert first["object"] == {"kind": "Pod", "name": "py-cuda-0"}
+            # ... then one that happens while the tenant follows.
+            core.create_namespaced_event(namespace, _event(namespace, "py-cuda-0", "Pulled"))
+            second = json.loads((await ws.receive(timeout=15)).data)
+            assert second["reason"] == "Pulled"
+    finally:
+        core.delete_namespace(namespace)
