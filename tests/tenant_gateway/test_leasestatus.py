@@ -151,3 +151,9 @@ def test_an_event_line() -> None:
         "object": {"kind": "Pod", "name": "py-cuda-1"},
         "lastTimestamp": "2026-12-01T00:00:00Z",
     }
+
+
+def test_counts_the_controller_recorded_are_used_when_no_workload_is_seen() -> None:
+    status = GpuLeaseStatus(services=[ServiceStatus(name="py-cuda", replicas=2, ready_replicas=1)])
+    entry = lease_status(_spec(count=2), status, host="h")["services"]["py-cuda"]
+    assert (entry["total"], entry["replicas"], entry["ready_replicas"]) == (2, 2, 1)

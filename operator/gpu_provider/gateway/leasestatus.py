@@ -105,9 +105,19 @@ def lease_status(
     for name in names:
         record = recorded.get(name)
         uris = list(record.uris) if record is not None else []
-        document["services"][name] = service_status(
-            name, desired.get(name, 1), by_service.get(name), uris
-        )
+        found: Mapping[str, Any] | None = by_service.get(name)
+        if found is None and record is not None:
+            # Not seen in the namespace (not yet, or not readable): what the controller
+            # recorded in the GpuLease status is the next best account.
+            found = {
+                "spec": {"replicas": desired.get(name, record.replicas)},
+                "status": {
+                    "replicas": record.replicas,
+                    "readyReplicas": record.ready_replicas,
+                    "availableReplicas": record.ready_replicas,
+                },
+            }
+        document["services"][name] = service_status(name, desired.get(name, 1), found, uris)
         ports = _published_ports(name, host, published.get(name, []))
         if not ports and record is not None:
             ports = [
