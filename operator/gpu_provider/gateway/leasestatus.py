@@ -19,12 +19,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from gpu_provider.api.v1alpha1.gpulease import GpuLeaseSpec, GpuLeaseStatus
+from gpu_provider.render.labels import SERVICE_LABEL  # set by the workload renderer
 
 __all__ = ["SERVICE_LABEL", "event_line", "lease_status", "object_service", "service_status"]
 
 JsonObject = dict[str, Any]
-SERVICE_LABEL: Final = "gpuprovider.dev/service"
-"""The manifest service a lease namespace's object belongs to (set by the workload renderer)."""
 _PUBLISHED: Final = frozenset({"NodePort", "LoadBalancer"})
 
 
