@@ -179,6 +179,15 @@ class OperatorSettings(BaseModel):
     stop_timeout_seconds: float = Field(
         default=30, gt=0, le=600, description="how long SIGTERM waits for a reconcile to finish"
     )
+    lease_check_interval_seconds: float = Field(
+        default=10, gt=0, le=3600, description="the chain daemon checks each lease's close reasons"
+    )
+    escrow_check_interval_seconds: float = Field(
+        default=300, gt=0, le=86_400, description="the tenants' escrow is read this often"
+    )
+    earnings_interval_seconds: float = Field(
+        default=300, gt=0, le=86_400, description="earnings are read (and withdrawn) this often"
+    )
 
     @model_validator(mode="after")
     def _renew_within_duration(self) -> OperatorSettings:

@@ -71,5 +71,81 @@ class OperatorMetrics:
             registry=r,
         )
 
+        self._chain_daemon(r)
+
+    def _chain_daemon(self, r: CollectorRegistry) -> None:
+        """The chain daemon's (issue 9): bids, leases, transactions, chain lag, earnings.
+        Bid counts are totals of the current leadership term's bid engine."""
+        self.bids = Gauge(
+            "gpu_provider_bids",
+            "Orders by bid outcome this term (placed, won, lost, expired)",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.bid_skips = Gauge(
+            "gpu_provider_bid_skips",
+            "Orders not bid on this term, by reason (market.eligibility.SkipReason)",
+            ["provider", "reason"],
+            registry=r,
+        )
+        self.bid_failures = Gauge(
+            "gpu_provider_bid_failures",
+            "Bids that failed this term, by error",
+            ["provider", "error"],
+            registry=r,
+        )
+        self.reservations = Gauge(
+            "gpu_provider_reservations",
+            "GPU holds in the reservation book, by kind (bid, lease)",
+            ["provider", "kind"],
+            registry=r,
+        )
+        self.leases = Gauge(
+            "gpu_provider_leases",
+            "GpuLeases of the ProviderNode by phase",
+            ["provider", "phase"],
+            registry=r,
+        )
+        self.intake_seconds = Histogram(
+            "gpu_provider_lease_intake_seconds",
+            "LeaseCreated block time to GpuLease created",
+            ["provider"],
+            buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120),
+            registry=r,
+        )
+        self.leases_closed = Counter(
+            "gpu_provider_leases_closed",
+            "Leases that went Closing, by close reason and whether we sent closeLease",
+            ["provider", "reason", "sent"],
+            registry=r,
+        )
+        self.transactions = Counter(
+            "gpu_provider_transactions",
+            "Transactions by purpose and result (sent, failed, replaced)",
+            ["provider", "purpose", "result"],
+            registry=r,
+        )
+        self.chain_head = Gauge(
+            "gpu_provider_chain_head", "Latest block the chain daemon saw", ["provider"], registry=r
+        )
+        self.chain_lag = Gauge(
+            "gpu_provider_chain_lag_blocks",
+            "Head minus the last block lease intake processed (confirmations included)",
+            ["provider"],
+            registry=r,
+        )
+        self.earnings = Gauge(
+            "gpu_provider_earnings",
+            "Provider earnings in base units, by token and kind (earned, withdrawn, balance)",
+            ["provider", "token", "kind"],
+            registry=r,
+        )
+        self.withdrawals = Counter(
+            "gpu_provider_withdrawals",
+            "Withdrawals of earnings mined, by token",
+            ["provider", "token"],
+            registry=r,
+        )
+
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped in-cluster
         start_http_server(port, addr=addr, registry=self.registry)

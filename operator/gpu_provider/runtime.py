@@ -22,7 +22,10 @@ from typing import Any
 import kopf
 
 from gpu_provider.config import LogFormat, Settings
-from gpu_provider.controllers import providernode  # noqa: F401 - registers the handlers
+from gpu_provider.controllers import (
+    chaindaemon_handlers,  # noqa: F401 - registers handlers
+    providernode,  # noqa: F401 - registers the handlers
+)
 from gpu_provider.controllers.context import OperatorContext
 from gpu_provider.kube.client import new_api_client
 from gpu_provider.kube.leader import LeaseElector, new_identity

@@ -22,10 +22,15 @@ from gpu_provider.chain.contracts import Contracts
 from gpu_provider.chain.errors import WalletError
 from gpu_provider.chain.rpc import connect
 from gpu_provider.chain.statusstore import StatusIntentStore
-from gpu_provider.chain.tx import TxManager
 from gpu_provider.chain.wallet import Wallet
 from gpu_provider.config import ChainSettings
+from gpu_provider.controllers.chaindaemon_journal import (
+    BID_JOURNAL_LIMIT,
+    MeteredTxManager,
+    RoutedIntentStore,
+)
 from gpu_provider.kube.api import ApiClient
+from gpu_provider.kube.bidjournal import read_bid_journal, write_bid_journal
 from gpu_provider.kube.providernodes import patch_status, read_provider_node
 from gpu_provider.kube.secrets import SecretKeyMissing, SecretMissing, read_secret_key
 
@@ -73,14 +78,18 @@ async def load_wallet(api: ApiClient, namespace: str, source: WalletSource) -> W
 
 
 class ChainSession:
-    """RPC connection, wallet, status-backed journal, transaction manager and advertiser."""
+    """RPC connection, wallet, journal, the wallet's one transaction manager, advertiser.
+
+    The journal is status-backed, except bids, which go to a per-ProviderNode ConfigMap
+    (`chaindaemon_journal` says why); the advertiser, the chain daemon, lease closes and
+    withdrawals all send through `tx`, so one nonce sequence covers every transaction."""
 
     def __init__(
         self,
         w3: AsyncWeb3[Any],
         contracts: Contracts,
-        store: StatusIntentStore,
-        tx: TxManager,
+        store: RoutedIntentStore,
+        tx: MeteredTxManager,
     ) -> None:
         self.w3 = w3
         self.contracts = contracts
@@ -100,6 +109,7 @@ class ChainSession:
         wallet: Wallet,
         settings: ChainSettings,
         is_leader: Callable[[], bool],
+        namespace: str,
     ) -> ChainSession:
         """Connect, load the journal from the stored ProviderNode, and recover it."""
 
@@ -108,15 +118,24 @@ class ChainSession:
                 raise NotLeader(f"not the operator Lease holder: not journaling for {name}")
             await patch_status(api, name, {"pendingTxs": [r.to_wire() for r in records]})
 
+        async def persist_bids(records: list[PendingTx]) -> None:
+            if not is_leader():
+                raise NotLeader(f"not the operator Lease holder: not journaling bids for {name}")
+            await write_bid_journal(api, namespace, name, [r.to_wire() for r in records])
+
         stored = await read_provider_node(api, name)
         pending = [
             PendingTx.model_validate(r) for r in (stored.get("status") or {}).get("pendingTxs", [])
         ]
+        bids = [PendingTx.model_validate(r) for r in await read_bid_journal(api, namespace, name)]
         w3 = await connect(settings)
         try:
             contracts = Contracts(w3, settings.contracts)
-            store = StatusIntentStore(persist, pending)
-            tx = TxManager.from_settings(
+            store = RoutedIntentStore(
+                StatusIntentStore(persist, pending),
+                StatusIntentStore(persist_bids, bids, limit=BID_JOURNAL_LIMIT),
+            )
+            tx = MeteredTxManager.from_settings(
                 w3, settings, wallet, store, error_abis=contracts.error_abis()
             )
             session = cls(w3, contracts, store, tx)

@@ -31,6 +31,8 @@ class OperatorContext:
     """One per running ProviderNode reconcile loop; set when the cluster changed."""
     fingerprints: dict[str, object] = field(default_factory=dict)
     """What each watched Node/Pod looked like last time, so heartbeats wake nothing."""
+    close_wakers: set[asyncio.Event] = field(default_factory=set)
+    """One per running chain daemon; set to check its leases' close reasons now."""
 
     @property
     def is_leader(self) -> bool:
@@ -38,6 +40,10 @@ class OperatorContext:
 
     def wake_all(self) -> None:
         for waker in self.wakers:
+            waker.set()
+
+    def wake_closers(self) -> None:
+        for waker in self.close_wakers:
             waker.set()
 
     def changed(self, key: str, fingerprint: object | None) -> bool:

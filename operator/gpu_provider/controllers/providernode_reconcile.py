@@ -18,7 +18,9 @@ from pydantic import ValidationError
 from gpu_provider.api.v1alpha1.common import Condition, ConditionStatus
 from gpu_provider.api.v1alpha1.providernode import ProviderNodeSpec
 from gpu_provider.chain.advertiser import AdvertiseOutcome
+from gpu_provider.chain.bidfacts import capacity_of, inventory_reservations
 from gpu_provider.chain.errors import ChainError, ChainIdMismatch, RpcUnavailable
+from gpu_provider.controllers.chaindaemon import ChainDaemon, DaemonView
 from gpu_provider.controllers.chainsession import (
     ChainSession,
     NotLeader,
@@ -34,6 +36,7 @@ from gpu_provider.kube.prerequisites import ingress_class_exists, runtime_class_
 from gpu_provider.kube.providernodes import patch_status
 from gpu_provider.kube.secrets import SecretKeyMissing, SecretMissing, read_secret_key
 from gpu_provider.market.advertise import build_desired
+from gpu_provider.market.capacity import Capacity
 
 __all__ = ["LoopState", "ReconcileResult", "reconcile_provider_node"]
 
@@ -48,9 +51,14 @@ class LoopState:
 
     session: ChainSession | None = None
     provider_id: int | None = None
+    daemon: ChainDaemon | None = None
+    """The chain daemon (bids, leases, earnings) of this term; it uses `session`."""
 
     async def close(self) -> None:
         self.provider_id = None
+        if self.daemon is not None:
+            daemon, self.daemon = self.daemon, None
+            await daemon.stop()
         if self.session is not None:
             session, self.session = self.session, None
             await session.close()
@@ -136,7 +144,12 @@ async def _chain(
     try:
         if state.session is None:
             state.session = await ChainSession.open(
-                ctx.api, name, wallet, ctx.settings.chain, lambda: ctx.is_leader
+                ctx.api,
+                name,
+                wallet,
+                ctx.settings.chain,
+                lambda: ctx.is_leader,
+                ctx.settings.namespace,
             )
         desired = build_desired(
             wallet=wallet.address,
@@ -193,7 +206,12 @@ async def reconcile_provider_node(
     findings = Findings(generation=generation, maintenance=False, spec_problem=spec_problem)
     if spec is not None:
         started = time.perf_counter()
-        report = build_inventory(nodes, pods, spec)
+        base = build_inventory(nodes, pods, spec)
+        report = base
+        if state.daemon is not None and len(state.daemon.book):
+            # The offer never sells GPUs held for a bid or a lease that has no pods yet.
+            held = inventory_reservations(state.daemon.book)
+            report = build_inventory(nodes, pods, spec, reservations=held)
         metrics.inventory_seconds.labels(name).observe(time.perf_counter() - started)
         _record_inventory(ctx, name, report)
         problems = _prerequisites(report) + await _class_problems(ctx, spec)
@@ -219,6 +237,7 @@ async def reconcile_provider_node(
                 if state.provider_id is None:
                     state.provider_id = await state.session.provider_id()
                 status["providerId"] = state.provider_id
+                _run_daemon(ctx, name, body, spec, base, outcome, state, withhold=bool(problems))
     conditions = build_conditions(previous, findings)
     status["conditions"] = [c.to_wire() for c in conditions]
     for c in conditions:
@@ -230,6 +249,32 @@ async def reconcile_provider_node(
     if written:
         await patch_status(ctx.api, name, status)
     return ReconcileResult(status=status, events=events, written=written)
+
+
+def _run_daemon(
+    ctx: OperatorContext,
+    name: str,
+    body: Mapping[str, Any],
+    spec: ProviderNodeSpec,
+    base: InventoryReport,
+    outcome: AdvertiseOutcome,
+    state: LoopState,
+    *,
+    withhold: bool,
+) -> None:
+    """Start the chain daemon once the provider is registered; refresh what it reads."""
+    assert state.session is not None
+    view = DaemonView(
+        spec=spec,
+        uid=str((body.get("metadata") or {}).get("uid") or ""),
+        tier=outcome.after.tier or 1,
+        capacity=capacity_of(base) if not withhold else Capacity.from_nodes([]),
+    )
+    if state.daemon is None:
+        state.daemon = ChainDaemon(ctx, name, state.session, view)
+        state.daemon.start()
+    else:
+        state.daemon.update(view)
 
 
 def _differs(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

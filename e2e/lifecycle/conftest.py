@@ -1,0 +1,219 @@
+"""The whole lease lifecycle through the real `gpu-provider run`: the devnet tenant orders, the
+operator's chain daemon bids, the devnet matchmaker matches, the daemon takes the lease in as
+a GpuLease on the kwok cluster, closes it, and withdraws the earnings.
+
+The chain (anvil mining a block a second, the marketplace, the verifier approving) and the
+operator launcher come from e2e/operator/conftest.py; the tenant and the matchmaker are the
+devnet's own tools, run in the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from kubernetes import client
+
+from e2e.harness.operator_setup import OPERATOR_NAMESPACE, operator_settings
+from e2e.harness.stack import KwokCluster, apply_objects
+from e2e.operator.conftest import (  # noqa: F401 - fixtures shared with the operator tests
+    PN_GROUP,
+    PN_PLURAL,
+    PN_VERSION,
+    RUN,
+    Chain,
+    OperatorProcess,
+    _logs_dir,
+    chain,
+    custom,
+    delete_provider_node,
+    example_provider,
+    free_port,
+    operator_namespace,
+    provider_node,
+)
+from gpu_provider.devnet.accounts import Role
+from gpu_provider.devnet.matchmaker import Matchmaker
+from gpu_provider.devnet.orderfile import TenantOrder
+from gpu_provider.devnet.session import DevnetChain, open_devnet
+from gpu_provider.devnet.tenant import Tenant
+from gpu_provider.market.spec import GpuModelRef, GpuRequest, OrderSpec, Placement, Service
+
+T = TypeVar("T")
+GIB = 2**30
+ANY_TIER = (1, 2, 3, 4, 5, 6, 7)
+REGION = "us-west"
+GL_PLURAL = "gpuleases"
+MANIFEST_DEADLINE = 40
+
+
+async def until(check: Callable[[], T | None], what: str, within: float = 60.0) -> T:
+    """Poll `check` (without blocking the loop) until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"within {within:.0f} s: {what}")
+        await asyncio.sleep(0.2)
+
+
+def gpu_order(
+    units: int,
+    model: str,
+    *,
+    max_usd: str = "4",
+    seconds: int = 3600,
+    placement: Placement | None = None,
+) -> TenantOrder:
+    service = Service(
+        name="py",
+        resource_id=1,
+        replicas=1,
+        cpu_millicores=4000,
+        memory_bytes=16 * GIB,
+        gpu=GpuRequest(units=units, models=(GpuModelRef(vendor="nvidia", model=model),)),
+    )
+    spec = OrderSpec(
+        name="ml", placement=placement or Placement(region=REGION), services=(service,)
+    )
+    return TenantOrder(
+        spec=spec, duration_seconds=seconds, max_usd_per_hour=Decimal(max_usd), tiers=ANY_TIER
+    )
+
+
+@dataclass
+class Operators:
+    """`gpu-provider run` processes with one Lease name, started with a settings file."""
+
+    kubeconfig: Path
+    chain: Chain
+    workdir: Path
+    lease_name: str
+    started: list[OperatorProcess] = field(default_factory=list)
+
+    def start(self) -> OperatorProcess:
+        n = len(self.started)
+        settings = operator_settings(
+            self.chain.state,
+            reconcile_interval_seconds=3,
+            debounce_seconds=0.3,
+            lease_name=self.lease_name,
+            lease_duration_seconds=4,
+            lease_renew_seconds=1,
+            stop_timeout_seconds=10,
+            lease_check_interval_seconds=1,
+            earnings_interval_seconds=2,
+        )
+        settings["metrics_port"] = free_port()
+        settings["operator"]["probe_port"] = free_port()
+        settings["log_level"] = "DEBUG"
+        config = self.workdir / f"operator-{n}.yaml"
+        config.write_text(yaml.safe_dump(settings))
+        log_file = self.workdir / f"operator-{n}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_PROVIDER_")}
+        with log_file.open("ab") as out:
+            process = subprocess.Popen(
+                [*RUN, "--config", str(config), "--kubeconfig", str(self.kubeconfig)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        operator = OperatorProcess(
+            process, settings["metrics_port"], settings["operator"]["probe_port"], log_file
+        )
+        self.started.append(operator)
+        return operator
+
+    def stop_all(self) -> None:
+        for operator in self.started:
+            if operator.process.poll() is None:
+                operator.stop()
+
+
+@pytest.fixture(scope="module")
+def operators(
+    kwok_cluster: KwokCluster,
+    operator_namespace: str,  # noqa: F811
+    chain: Chain,  # noqa: F811
+) -> Iterator[Operators]:
+    launcher = Operators(
+        kwok_cluster.kubeconfig, chain, _logs_dir(), f"gpu-provider-life-{os.getpid()}"
+    )
+    try:
+        yield launcher
+    finally:
+        launcher.stop_all()
+
+
+def lifecycle_provider(name: str = "devnet-provider", **spec: Any) -> dict[str, Any]:
+    body = example_provider(name, **spec)
+    body["spec"]["region"] = REGION
+    body["spec"]["leaseDefaults"] = {"manifestDeadlineSeconds": MANIFEST_DEADLINE}
+    for token in body["spec"]["acceptedTokens"]:
+        token["withdrawThreshold"] = "0.000000000000000001"
+    return body
+
+
+@dataclass
+class Market:
+    devnet: DevnetChain
+    tenant: Tenant
+    matchmaker: Matchmaker
+
+
+@pytest.fixture(scope="module")
+async def market(chain: Chain) -> AsyncIterator[Market]:  # noqa: F811
+    """The devnet tenant (with a deposit) and the devnet matchmaker, matching as it runs."""
+    devnet = await open_devnet(chain.state)
+    tenant = Tenant(chain=devnet, account=chain.state.signer(Role.TENANT))
+    await tenant.deposit(Decimal(5000))
+    matchmaker = Matchmaker(
+        chain=devnet,
+        account=chain.state.signer(Role.MATCHMAKER),
+        from_block=await devnet.head(),
+        poll_interval=0.2,
+    )
+    task = asyncio.create_task(matchmaker.run())
+    try:
+        yield Market(devnet, tenant, matchmaker)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await devnet.close()
+
+
+def gpuleases(api: client.ApiClient) -> dict[int, dict[str, Any]]:
+    """The GpuLeases in the operator namespace, by lease id."""
+    found = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        PN_GROUP, PN_VERSION, OPERATOR_NAMESPACE, GL_PLURAL
+    )
+    return {int(item["spec"]["leaseId"]): item for item in found.get("items") or []}
+
+
+def apply_provider(kubeconfig: Path, body: dict[str, Any]) -> None:
+    apply_objects([body], kubeconfig=kubeconfig)
+
+
+__all__ = [
+    "PN_PLURAL",
+    "Market",
+    "Operators",
+    "apply_provider",
+    "delete_provider_node",
+    "gpu_order",
+    "gpuleases",
+    "lifecycle_provider",
+    "provider_node",
+    "until",
+]
