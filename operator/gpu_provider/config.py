@@ -8,6 +8,7 @@ with the field named (see `load_settings`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from decimal import Decimal
 from enum import StrEnum
@@ -188,6 +189,41 @@ class OperatorSettings(BaseModel):
     earnings_interval_seconds: float = Field(
         default=300, gt=0, le=86_400, description="earnings are read (and withdrawn) this often"
     )
+    service_cidrs: tuple[str, ...] = Field(
+        default=("10.96.0.0/12",),
+        min_length=1,
+        description="the cluster's Service CIDRs (kube-apiserver --service-cluster-ip-range; "
+        "kubeadm's default): lease Pods may not reach them",
+    )
+    pod_cidrs: tuple[str, ...] = Field(
+        default=("10.244.0.0/16",),
+        min_length=1,
+        description="the cluster's Pod CIDRs (kube-controller-manager --cluster-cidr): lease "
+        "Pods may not reach other leases' Pods",
+    )
+    ingress_namespace: str | None = Field(
+        default=None, description="where the ingress controller runs (its Pods reach HTTP ports)"
+    )
+    workload_failure_deadline_seconds: float = Field(
+        default=600,
+        ge=10,
+        le=86_400,
+        description="an image pull error, crash loop or unschedulable Pod this long is recorded "
+        "as the lease's WorkloadFailure, and the lease is closed",
+    )
+    closed_lease_retention_seconds: float = Field(
+        default=7 * 86_400,
+        ge=0,
+        le=365 * 86_400,
+        description="a Closed GpuLease is kept this long as a record, then deleted",
+    )
+
+    @field_validator("service_cidrs", "pod_cidrs")
+    @classmethod
+    def _check_cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return cidrs
 
     @model_validator(mode="after")
     def _renew_within_duration(self) -> OperatorSettings:

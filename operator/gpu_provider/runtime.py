@@ -24,6 +24,7 @@ import kopf
 from gpu_provider.config import LogFormat, Settings
 from gpu_provider.controllers import (
     chaindaemon_handlers,  # noqa: F401 - registers handlers
+    gpulease,  # noqa: F401 - registers the handlers
     providernode,  # noqa: F401 - registers the handlers
 )
 from gpu_provider.controllers.context import OperatorContext

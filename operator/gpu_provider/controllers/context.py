@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_provider.config import Settings
+from gpu_provider.controllers.gpulease_runtime import WorkloadRuntime
 from gpu_provider.kube.api import ApiClient
 from gpu_provider.kube.leader import LeaseElector
 from gpu_provider.metrics import OperatorMetrics
@@ -31,6 +32,8 @@ class OperatorContext:
     """One per running ProviderNode reconcile loop; set when the cluster changed."""
     fingerprints: dict[str, object] = field(default_factory=dict)
     """What each watched Node/Pod looked like last time, so heartbeats wake nothing."""
+    workloads: WorkloadRuntime = field(default_factory=WorkloadRuntime)
+    """The GpuLease loops' wake-ups, drift reports and cluster facts."""
     close_wakers: set[asyncio.Event] = field(default_factory=set)
     """One per running chain daemon; set to check its leases' close reasons now."""
 

@@ -44,12 +44,16 @@ def closed_status(reason: CloseReason, closed_at: datetime) -> dict[str, Any]:
 def lease_facts(
     spec: GpuLeaseSpec, status: GpuLeaseStatus, failure: WorkloadFailure | None = None
 ) -> LeaseFacts:
-    """`LeaseFacts` of a stored GpuLease; `failure` is the workload controller's report.
+    """`LeaseFacts` of a stored GpuLease; `failure` is the workload controller's report,
+    by default the one it recorded in `status.failure` (past its deadline, see
+    docs/workloads.md).
 
     A `closeReason` this version does not know is refused (ValueError) rather than guessed:
     a newer operator wrote it, and closing for a reason we cannot name is not ours to do.
     """
     recorded = CloseReason(status.close_reason) if status.close_reason is not None else None
+    if failure is None and status.failure is not None:
+        failure = WorkloadFailure(status.failure.reason, status.failure.message)
     return LeaseFacts(
         lease_id=int(spec.lease_id),
         manifest_received=spec.manifest is not None,

@@ -266,8 +266,9 @@ class ForwardedPort(WireModel):
 
 class ServiceStatus(WireModel):
     name: str
-    replicas: int = 0
+    replicas: int = Field(default=0, description="replicas the manifest asks for")
     ready_replicas: int = 0
+    available_replicas: int = 0
     uris: list[str] = Field(default_factory=list)
     forwarded_ports: list[ForwardedPort] = Field(default_factory=list)
 
@@ -276,6 +277,15 @@ class Placement(WireModel):
     node: str | None = None
     gpus: int = Field(default=0, ge=0)
     model: str | None = None
+
+
+class WorkloadFailureRecord(WireModel):
+    """A failure the workload controller gave up on (`market.closing.WorkloadFailure`): the
+    close path reads it from here and closes the lease with reason `WorkloadFailed`."""
+
+    reason: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=64)
+    message: str = Field(default="", max_length=4096)
+    since: datetime | None = Field(default=None, description="when the failure was first seen")
 
 
 class GpuLeaseStatus(WireModel):
@@ -289,6 +299,10 @@ class GpuLeaseStatus(WireModel):
     manifest_at: datetime | None = None
     running_at: datetime | None = None
     closed_at: datetime | None = None
+    applied_manifest_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="the manifest the workload runs"
+    )
+    failure: WorkloadFailureRecord | None = None
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=list_map("type"))
     observed_generation: int | None = None
 
@@ -308,4 +322,5 @@ __all__ = [
     "Placement",
     "ServiceResources",
     "ServiceStatus",
+    "WorkloadFailureRecord",
 ]
