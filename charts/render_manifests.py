@@ -81,8 +81,24 @@ def base_objects() -> list[dict[str, Any]]:
     return [for_kustomize(doc) for doc in helm_template(*BASE_VALUES)]
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the settings file, the dashboard) as readable `|` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(docs: list[dict[str, Any]]) -> str:
+    return "---\n".join(yaml.dump(d, Dumper=_Dumper, sort_keys=False) for d in docs)
+
+
 def _dump(docs: list[dict[str, Any]]) -> str:
-    return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
+    return HEADER + dump(docs)
 
 
 def render_all() -> dict[Path, str]:
