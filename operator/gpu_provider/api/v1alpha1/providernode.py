@@ -16,9 +16,12 @@ from gpu_provider.api.v1alpha1.common import (
     validations,
 )
 from gpu_provider.api.v1alpha1.providernode_status import (
+    MAX_CALLDATA_HEX,
+    MAX_INVENTORY_MODELS,
     MAX_INVENTORY_NODE_ROWS,
     MAX_PENDING_TXS,
     MAX_TX_ATTEMPTS,
+    MAX_UNKNOWN_PRODUCTS,
     ChainProgress,
     Earnings,
     Inventory,
@@ -32,6 +35,7 @@ from gpu_provider.api.v1alpha1.providernode_status import (
     TxAttemptRecord,
     TxStatus,
     UnknownGpuProduct,
+    WeiString,
 )
 from gpu_provider.api.validators import (
     DecimalString,
@@ -266,9 +270,12 @@ class ProviderNodeSpec(WireModel):
 
 
 __all__ = [
+    "MAX_CALLDATA_HEX",
+    "MAX_INVENTORY_MODELS",
     "MAX_INVENTORY_NODE_ROWS",
     "MAX_PENDING_TXS",
     "MAX_TX_ATTEMPTS",
+    "MAX_UNKNOWN_PRODUCTS",
     "PROVIDER_NODE_KIND",
     "PROVIDER_NODE_PLURAL",
     "AcceptedToken",
@@ -295,4 +302,5 @@ __all__ = [
     "TxStatus",
     "UnknownGpuProduct",
     "WalletSource",
+    "WeiString",
 ]
