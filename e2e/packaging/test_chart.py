@@ -35,6 +35,7 @@ from e2e.packaging.conftest import (
     NAMESPACE,
     OPERATOR_SA,
     RELEASE,
+    REPO,
     Cluster,
 )
 
@@ -113,6 +114,34 @@ def test_an_unknown_value_is_refused_and_the_release_is_unchanged(release: Clust
     assert "additional properties 'replicsa' not allowed" in result.stderr
     history = release.helm("history", RELEASE, "--namespace", NAMESPACE, "-o", "yaml").stdout
     assert len(yaml.safe_load(history)) == 1
+
+
+def test_every_toggle_the_apiserver_can_check_is_accepted(release: Cluster, tmp_path: Path) -> None:
+    """NetworkPolicy, dashboard, ProviderNode, NodePort gateway and plain-HTTP mode, validated
+    by the apiserver (a server-side dry run; ServiceMonitor and Certificate need the Prometheus
+    operator's and cert-manager's CRDs, which this cluster does not have)."""
+    spec = yaml.safe_load((REPO / "manifests/examples/providernode.yaml").read_text())["spec"]
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "crds": {"enabled": False},
+                "tests": {"enabled": False},
+                "networkPolicy": {"enabled": True},
+                "dashboard": {"enabled": True},
+                "providerNode": {"enabled": True, "name": "from-values", "spec": spec},
+                "gateway": {"service": {"type": "NodePort"}, "tls": {"mode": "insecureHttp"}},
+            }
+        )
+    )
+    rendered = release.helm(
+        "template", "toggles", str(CHART), "--namespace", NAMESPACE, "-f", str(values)
+    ).stdout
+    path = tmp_path / "rendered.yaml"
+    path.write_text(rendered)
+    result = release.kubectl("apply", "--dry-run=server", "-f", str(path))
+    assert "networkpolicy.networking.k8s.io/toggles-gpu-provider-operator created" in result.stdout
+    assert "providernode.gpuprovider.dev/from-values created" in result.stdout
 
 
 def _sa_config(cluster: Cluster, name: str, tmp_path: Path) -> Path:

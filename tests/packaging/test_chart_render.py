@@ -179,3 +179,40 @@ def test_the_schema_refuses_unknown_or_bad_values(flags: list[str], message: str
     result = template(*flags, check=False)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_helm_test_hook_checks_liveness_and_the_crds() -> None:
+    hooks = [d for d in objects() if (d["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+    pod = next(d for d in hooks if d["kind"] == "Pod")
+    script = pod["spec"]["containers"][0]["args"][0]
+    assert "gp-gpu-provider-operator.gp-system.svc:8080/healthz" in script
+    assert "providernodes.gpuprovider.dev" in script
+    assert "gpuleases.gpuprovider.dev" in script
+    assert {d["kind"] for d in hooks} == {
+        "Pod",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    }
+    assert "Pod" not in kinds(objects("--set", "tests.enabled=false"))
+
+
+def test_operator_has_liveness_and_no_readiness_and_agent_only_on_gpu_nodes() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in objects()}
+    operator = docs["Deployment", "gp-gpu-provider-operator"]["spec"]
+    container = operator["template"]["spec"]["containers"][0]
+    assert operator["strategy"] == {"type": "Recreate"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probe"}
+    assert "readinessProbe" not in container
+    agent = docs["DaemonSet", "gp-gpu-provider-node-agent"]["spec"]["template"]["spec"]
+    assert agent["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert agent["runtimeClassName"] == "nvidia"
+    custom = {
+        (d["kind"], d["metadata"]["name"]): d
+        # Helm merges maps with the default: null removes the default label.
+        for d in objects(
+            "--set-json", 'nodeAgent.nodeSelector={"gpu": "yes", "nvidia.com/gpu.present": null}'
+        )
+    }
+    spec = custom["DaemonSet", "gp-gpu-provider-node-agent"]["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"gpu": "yes"}
