@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PKG    := operator/gpu_provider
 
-.PHONY: help venv node tools test unit e2e lint fmt crds demo demo-down stack stack-down operator build-k8s
+.PHONY: help venv node tools test unit e2e soak lint fmt crds demo demo-down stack stack-down operator build-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ e2e: tools ## e2e tests only (real kube-apiserver + kwok, real anvil)
 
 test: lint tools ## lint, unit tests, then e2e tests against the real local stack (built on first use)
 	$(PY) -m pytest -q tests e2e
+
+soak: tools ## the long crash-safety run: 50 orders with random SIGKILLs of the operator (make test runs 10)
+	LIFECYCLE_CRASH_ORDERS=50 $(PY) -m pytest -q -s e2e/lifecycle/test_crash.py
 
 stack: tools ## start the local cluster and anvil in the background (.local/kubeconfig, .local/devnet.json)
 	$(PY) -m e2e.harness up

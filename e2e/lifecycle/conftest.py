@@ -13,6 +13,7 @@ import asyncio
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -101,6 +102,12 @@ class Operators:
     workdir: Path
     lease_name: str
     started: list[OperatorProcess] = field(default_factory=list)
+    providers: list[str] = field(default_factory=list)
+    """ProviderNodes applied for this module (deleted after it)."""
+
+    def apply(self, body: dict[str, Any]) -> None:
+        self.providers.append(body["metadata"]["name"])
+        apply_objects([body], kubeconfig=self.kubeconfig)
 
     def start(self) -> OperatorProcess:
         n = len(self.started)
@@ -141,19 +148,56 @@ class Operators:
                 operator.stop()
 
 
+def forget_provider(api: client.ApiClient, name: str) -> None:
+    """Delete a ProviderNode with its GpuLeases and bid journal: the next module's chain is a
+    new deployment, which a journal or checkpoint of this one must not meet."""
+    objects = client.CustomObjectsApi(api)
+    delete_provider_node(objects, name)
+    selector = f"gpuprovider.dev/provider-node={name}"
+    found = objects.list_namespaced_custom_object(
+        PN_GROUP, PN_VERSION, OPERATOR_NAMESPACE, GL_PLURAL, label_selector=selector
+    )
+    for item in found.get("items") or []:
+        lease = item["metadata"]["name"]
+        try:  # the garbage collector may take it first (the ProviderNode owns it)
+            objects.patch_namespaced_custom_object(
+                PN_GROUP,
+                PN_VERSION,
+                OPERATOR_NAMESPACE,
+                GL_PLURAL,
+                lease,
+                {"metadata": {"finalizers": None}},
+            )
+            objects.delete_namespaced_custom_object(
+                PN_GROUP, PN_VERSION, OPERATOR_NAMESPACE, GL_PLURAL, lease
+            )
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+    core = client.CoreV1Api(api)
+    try:
+        core.delete_namespaced_config_map(f"gpu-provider-bids-{name}", OPERATOR_NAMESPACE)
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+
+
 @pytest.fixture(scope="module")
 def operators(
     kwok_cluster: KwokCluster,
     operator_namespace: str,  # noqa: F811
     chain: Chain,  # noqa: F811
+    api_client: client.ApiClient,
 ) -> Iterator[Operators]:
     launcher = Operators(
-        kwok_cluster.kubeconfig, chain, _logs_dir(), f"gpu-provider-life-{os.getpid()}"
+        kwok_cluster.kubeconfig, chain, _logs_dir(), f"gpu-provider-life-{uuid.uuid4().hex[:6]}"
     )
     try:
         yield launcher
     finally:
         launcher.stop_all()
+        for name in launcher.providers:
+            forget_provider(api_client, name)
 
 
 def lifecycle_provider(name: str = "devnet-provider", **spec: Any) -> dict[str, Any]:
@@ -193,24 +237,26 @@ async def market(chain: Chain) -> AsyncIterator[Market]:  # noqa: F811
         await devnet.close()
 
 
-def gpuleases(api: client.ApiClient) -> dict[int, dict[str, Any]]:
-    """The GpuLeases in the operator namespace, by lease id."""
+def gpuleases(
+    api: client.ApiClient, provider: str = "devnet-provider"
+) -> dict[int, dict[str, Any]]:
+    """The GpuLeases of a ProviderNode in the operator namespace, by lease id."""
     found = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        PN_GROUP, PN_VERSION, OPERATOR_NAMESPACE, GL_PLURAL
+        PN_GROUP,
+        PN_VERSION,
+        OPERATOR_NAMESPACE,
+        GL_PLURAL,
+        label_selector=f"gpuprovider.dev/provider-node={provider}",
     )
     return {int(item["spec"]["leaseId"]): item for item in found.get("items") or []}
-
-
-def apply_provider(kubeconfig: Path, body: dict[str, Any]) -> None:
-    apply_objects([body], kubeconfig=kubeconfig)
 
 
 __all__ = [
     "PN_PLURAL",
     "Market",
     "Operators",
-    "apply_provider",
     "delete_provider_node",
+    "forget_provider",
     "gpu_order",
     "gpuleases",
     "lifecycle_provider",

@@ -20,7 +20,6 @@ from e2e.lifecycle.conftest import (
     REGION,
     Market,
     Operators,
-    apply_provider,
     gpu_order,
     gpuleases,
     lifecycle_provider,
@@ -50,7 +49,7 @@ async def operator(
     kwok_cluster: Any,
 ) -> OperatorProcess:
     running = operators.start()
-    apply_provider(kwok_cluster.kubeconfig, lifecycle_provider(NAME))
+    operators.apply(lifecycle_provider(NAME))
     contracts = Contracts(market.devnet.w3, chain.state.chain_settings().contracts)
     deadline = time.monotonic() + 120
     while (await read_provider(contracts, chain.provider)).status is not ProviderStatus.ACTIVE:

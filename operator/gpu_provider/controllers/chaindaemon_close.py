@@ -44,34 +44,18 @@ from gpu_provider.controllers.chainsession import NotLeader
 from gpu_provider.kube.api import ApiClient
 from gpu_provider.kube.leasesink import list_provider_leases, patch_lease_status
 from gpu_provider.market.capacity import OrderPlacement, ReplicaPlacement
-from gpu_provider.market.closing import ChainFacts, CloseReason, WorkloadFailure, close_reason
+from gpu_provider.market.closing import ChainFacts, CloseReason, close_reason
 from gpu_provider.market.earnings import threshold_base_units
 from gpu_provider.market.reservations import HoldState, ReleaseReason, ReservationBook
 from gpu_provider.metrics import OperatorMetrics
 from gpu_provider.render.leasestatus import closing_status, lease_facts
 
-__all__ = ["LeaseCloser", "collect_earnings", "lease_placement", "workload_failure"]
+__all__ = ["LeaseCloser", "collect_earnings", "lease_placement"]
 
 log = logging.getLogger(__name__)
 
-FAILURE_CONDITION = "WorkloadFailed"
-"""The GpuLease condition through which the workload controller reports an unrecoverable
-failure (status True, CamelCase reason, message): the `WorkloadFailure` close_reason takes."""
-
 _DONE = {LeasePhase.CLOSED.value}
 _HOLDING = {LeasePhase.AWAITING_MANIFEST.value}
-
-
-def workload_failure(status: Mapping[str, Any]) -> WorkloadFailure | None:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == FAILURE_CONDITION and condition.get("status") == "True":
-            try:
-                return WorkloadFailure(
-                    str(condition.get("reason") or ""), str(condition.get("message") or "")
-                )
-            except ValueError:
-                return None
-    return None
 
 
 def lease_placement(spec: GpuLeaseSpec, status: GpuLeaseStatus) -> OrderPlacement | None:
@@ -200,7 +184,8 @@ class LeaseCloser:
             log.warning("lease %d: chain not read (%s); checked again later", lease_id, error)
             chain = None
         try:
-            facts = lease_facts(spec, status, workload_failure(body.get("status") or {}))
+            # The workload controller's failure report is read from status by lease_facts.
+            facts = lease_facts(spec, status)
         except ValueError as error:
             log.warning("lease %d: %s; not closing it", lease_id, error)
             return
