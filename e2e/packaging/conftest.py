@@ -18,7 +18,6 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from e2e.conftest import _wait_nodes_ready
 from e2e.harness.stack import BIN, LOCAL, KwokCluster, apply_objects
 from e2e.harness.topology import build_nodes
 from e2e.operator.conftest import chain  # noqa: F401 - the devnet (anvil, contracts, verifier)
@@ -95,8 +94,9 @@ def cluster(stack_tools: Path) -> Iterator[Cluster]:
     kwok = KwokCluster(name=name, kubeconfig=LOCAL / f"{name}.kubeconfig")
     try:
         kwok.create()
+        # The GPU Nodes, for the operator's offer; only that test needs them Ready, and it
+        # waits for the ProviderNode's Ready condition itself.
         apply_objects(build_nodes(), kubeconfig=kwok.kubeconfig)
-        _wait_nodes_ready(kwok.kubeconfig, len(build_nodes()))
         yield Cluster(kwok.kubeconfig)
     finally:
         kwok.delete()

@@ -310,6 +310,64 @@ def test_operator_registers_the_provider_with_the_chart_service_account(
             pass
 
 
+def _lease_steps(kubeconfig: Path) -> list[str]:
+    """A lease's objects applied, pruned and its namespace deleted with the operator's own
+    kube code, authenticated as `kubeconfig`; the steps that were refused, by name."""
+    import asyncio
+
+    from tests.render.leasefixtures import DEFAULTS, NETWORK, credentials_lease
+
+    from gpu_provider.kube.apply import apply_objects, delete_namespace, prune_objects
+    from gpu_provider.kube.client import new_api_client
+    from gpu_provider.render.labels import LEASE_ID_LABEL
+    from gpu_provider.render.objects import render_lease_objects
+
+    spec, placement, stored = credentials_lease()
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK, pull_secrets=stored)
+    ordered = [o for o in objects.ordered() if o["kind"] not in ("Deployment", "StatefulSet")]
+    namespace = objects.namespace["metadata"]["name"]
+    refused = []
+
+    async def steps() -> None:
+        api = new_api_client(kubeconfig)
+        try:
+            await apply_objects(api, ordered)
+            try:
+                await prune_objects(api, namespace, f"{LEASE_ID_LABEL}={spec.lease_id}", ordered)
+            except client.ApiException as error:
+                refused.append(f"prune: {error.status}")
+            await delete_namespace(api, namespace)
+        finally:
+            api.close()
+
+    asyncio.run(steps())
+    return refused
+
+
+def test_lease_objects_are_applied_as_the_operator_service_account(
+    release: Cluster, tmp_path: Path
+) -> None:
+    """The GpuLease controller's writes (namespace, quota, policies, ServiceAccount, pull
+    Secret, Services) pass RBAC and the admission policy. Pruning lists the lease's Secrets,
+    which only `operator.leaseSecretsAccess` grants (docs/install.md, Permissions)."""
+    kc = _sa_config(release, OPERATOR_SA, tmp_path)
+    assert _lease_steps(kc) == ["prune: 403"]
+    release.helm(
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--set",
+        "operator.leaseSecretsAccess=true",
+    )
+    try:
+        wait_for(lambda: can_i(release, kc, "list", "secrets", "-n", "lease-1"), "list granted")
+        assert _lease_steps(kc) == []
+    finally:
+        release.helm("upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE)
+
+
 def test_upgrade_with_a_changed_crd_updates_it(release: Cluster, tmp_path: Path) -> None:
     changed = tmp_path / "gpu-provider"
     shutil.copytree(CHART, changed)
