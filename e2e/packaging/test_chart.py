@@ -93,6 +93,10 @@ def test_install_creates_the_workloads_services_and_crds(release: Cluster) -> No
         f"{RELEASE}-gpu-provider-gateway", NAMESPACE
     )
     assert pdb.spec.max_unavailable == 1
+    notes = release.helm("get", "notes", RELEASE, "--namespace", NAMESPACE).stdout
+    assert f"create secret generic {WALLET_SECRET}" in notes
+    assert "kubectl wait --for=condition=Ready pn --all" in notes
+    assert "operator.leaseSecretsAccess is false" in notes
     for name in CRDS:
         wait_for(lambda name=name: _established(release, name), f"CRD {name} established")
         crd = client.ApiextensionsV1Api(release.api).read_custom_resource_definition(name)
