@@ -267,12 +267,6 @@ def test_gateway_and_agent_service_accounts(release: Cluster, tmp_path: Path) ->
     assert not can_i(release, agent, "get", "secrets", "-n", NAMESPACE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.login reads the kubeconfig token from api_key['authorization'], but the "
-    "kubernetes client stores it under 'BearerToken': Kopf connects as system:anonymous with a "
-    "token kubeconfig (in-cluster login is unaffected)",
-)
 def test_operator_registers_the_provider_with_the_chart_service_account(
     release: Cluster, chain: Chain, tmp_path: Path
 ) -> None:

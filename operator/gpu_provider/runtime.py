@@ -69,7 +69,12 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     if context.kubeconfig is None:
         return kopf.login_with_service_account(**kwargs)
     cfg = context.api.configuration
+    # The kubernetes client keeps a kubeconfig token under "BearerToken" (prefix separate);
+    # older clients kept "authorization: Bearer <token>".
     scheme, _, token = str(cfg.api_key.get("authorization") or "").partition(" ")
+    if not token and cfg.api_key.get("BearerToken"):
+        token = str(cfg.api_key["BearerToken"]).removeprefix("Bearer ").strip()
+        scheme = str(cfg.api_key_prefix.get("BearerToken") or "Bearer")
     return kopf.ConnectionInfo(
         server=cfg.host,
         ca_path=cfg.ssl_ca_cert,
