@@ -34,8 +34,9 @@ fmt: $(STAMP) ## format and autofix
 unit: $(STAMP) ## unit tests only (no cluster, no chain)
 	$(PY) -m pytest -q tests
 
-crds: $(STAMP) ## regenerate crds/ from the API models
+crds: $(STAMP) build-k8s ## regenerate crds/ from the API models, and what the chart and manifests/ derive from them
 	$(PY) -m gpu_provider crds --output-dir crds
+	$(PY) charts/generate.py
 
 NODE_STAMP := node_modules/.package-lock.json
 
