@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from e2e.harness import demo_processes
 from e2e.harness.operator_setup import (
     OPERATOR_NAMESPACE,
     OPERATOR_SETTINGS,
@@ -31,7 +33,7 @@ from e2e.harness.stack import (
     log,
 )
 from e2e.harness.topology import build_nodes
-from e2e.harness.verifier_process import start_verifier, stop_verifier
+from e2e.harness.verifier_process import VERIFIER_DELAY, start_verifier, stop_verifier
 from gpu_provider.api.crd import all_crds
 from gpu_provider.devnet.anvil import Anvil
 from gpu_provider.devnet.state import DevnetState
@@ -41,23 +43,45 @@ ANVIL_PID = LOCAL / "anvil.pid"
 DEMO_CLUSTER = "gpu-provider"
 
 
-def stack_up(block_time: float) -> DevnetState:
+def stack_up(block_time: float, verifier_delay: float = VERIFIER_DELAY) -> DevnetState:
+    demo_processes.stop_all()  # an earlier `make demo`'s operator, gateway and matchmaker
     build_tools()
     cluster = KwokCluster(name=DEMO_CLUSTER)
     cluster.create()
     apply_objects(build_nodes())
     log(f"applied {len(build_nodes())} simulated Nodes from e2e/topology.yaml")
     apply_objects(all_crds())
-    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    _wait_crds_established()
     log("installed CRDs: providernodes.gpuprovider.dev, gpuleases.gpuprovider.dev")
     state = chain_up(block_time)
-    start_verifier()
+    start_verifier(verifier_delay)
     set_up_operator(state)
     log(
         f"created Secret {OPERATOR_NAMESPACE}/{WALLET_SECRET} (the devnet provider's key) and "
         f"{OPERATOR_SETTINGS.relative_to(LOCAL.parent)}: run `make operator`"
     )
     return state
+
+
+def _wait_crds_established(timeout: float = 60.0) -> None:
+    # `kubectl wait --for=condition=Established crd --all` fails outright on a CRD whose
+    # status has no conditions yet (just created), so poll until each one is Established.
+    deadline = time.monotonic() + timeout
+    while True:
+        crds = json.loads(kubectl("get", "crd", "-o", "json"))["items"]
+        pending = [
+            crd["metadata"]["name"]
+            for crd in crds
+            if not any(
+                c.get("type") == "Established" and c.get("status") == "True"
+                for c in (crd.get("status") or {}).get("conditions") or []
+            )
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"CRDs not Established within {timeout:.0f} s: {pending}")
+        time.sleep(0.2)
 
 
 def chain_up(block_time: float) -> DevnetState:
@@ -91,6 +115,7 @@ def chain_down() -> None:
 
 
 def stack_down() -> None:
+    demo_processes.stop_all()
     KwokCluster(name=DEMO_CLUSTER).delete()
     KUBECONFIG.unlink(missing_ok=True)
     stop_verifier()
@@ -103,17 +128,22 @@ def stack_down() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.harness", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "demo"])
-    parser.add_argument("--block-time", type=float, default=2.0, help="seconds per block")
+    parser.add_argument(
+        "--block-time",
+        type=float,
+        default=None,
+        help="seconds per block (default: 2 for up, 1 for demo, so its leases end sooner)",
+    )
     args = parser.parse_args(argv)
     if args.command == "down":
         stack_down()
         return 0
     if args.command == "up":
-        stack_up(args.block_time)
+        stack_up(2.0 if args.block_time is None else args.block_time)
         return 0
     from e2e.harness.demo import run_demo
 
-    return run_demo(args.block_time)
+    return run_demo(1.0 if args.block_time is None else args.block_time)
 
 
 if __name__ == "__main__":

@@ -1,51 +1,136 @@
-"""The operator in `make demo`: `gpu-provider run` as `make operator` starts it, for one step.
+"""The provider's side of `make demo`: `gpu-provider run` and `gpu-provider gateway`, started
+as a provider starts them, and what they show (conditions, the on-chain offer, /metrics).
 
-It runs with `.local/operator.yaml` (written by `make stack`), logs to `.local/operator.log`
-and is stopped with SIGTERM when the step is over (it releases its Lease and exits 0).
+The operator runs with `.local/operator.yaml`, which the demo rewrites with short intervals
+(a lease check every second, earnings every 2 s) so that a whole lease cycle fits in minutes;
+`make operator` then runs with the same settings.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Final
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Final
 
-from e2e.harness.operator_setup import OPERATOR_SETTINGS
-from e2e.harness.stack import KUBECONFIG, LOCAL, kubectl
+import yaml
+
+from e2e.harness import demo_processes
+from e2e.harness.demo_processes import Background, free_port, port_free
+from e2e.harness.demo_steps import say, table, until
+from e2e.harness.operator_setup import OPERATOR_SETTINGS, operator_settings
+from e2e.harness.stack import KUBECONFIG, kubectl
 from gpu_provider.chain.contracts import Contracts
 from gpu_provider.chain.registry import read_provider
 from gpu_provider.chain.rpc import connect
 from gpu_provider.devnet.accounts import Role
 from gpu_provider.devnet.state import DevnetState
+from gpu_provider.market import default_catalog
 from gpu_provider.market.advertise import ActualProvider
 
-OPERATOR_LOG: Final = LOCAL / "operator.log"
 ADVERTISE_TIMEOUT: Final = 180.0
-RUN: Final = (sys.executable, "-m", "gpu_provider", "run")
+GATEWAY_PORT: Final = 8443
+"""Where Spheron's SDK reaches a provider (it adds :8443 to the registered hostUri)."""
 
 
-@contextmanager
-def running_operator() -> Iterator[subprocess.Popen[bytes]]:
-    with OPERATOR_LOG.open("ab") as out:
-        process = subprocess.Popen(
-            [*RUN, "--config", str(OPERATOR_SETTINGS), "--kubeconfig", str(KUBECONFIG)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
+@dataclass(frozen=True)
+class Provider:
+    """The running operator and gateway, and where to reach them."""
+
+    operator: Background
+    gateway: Background
+    gateway_port: int
+    metrics_port: int
+
+    @property
+    def processes(self) -> tuple[Background, ...]:
+        return (self.operator, self.gateway)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a /metrics sample's series that carry `labels` (0 when absent)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                text = reply.read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith((name + "{", name + " ")) and all(
+                f'{k}="{v}"' in line for k, v in labels.items()
+            ):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def metric_series(self, name: str) -> list[str]:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode()
+        return [line for line in text.splitlines() if line.startswith(name + "{")]
+
+
+def _port(preferred: int) -> int:
+    return preferred if port_free(preferred) else free_port()
+
+
+def write_demo_settings(state: DevnetState) -> tuple[int, int]:
+    """`.local/operator.yaml` with the demo's pace; the (metrics, probe) ports."""
+    settings = operator_settings(
+        state,
+        reconcile_interval_seconds=3,
+        debounce_seconds=0.3,
+        lease_check_interval_seconds=1,
+        escrow_check_interval_seconds=5,
+        earnings_interval_seconds=2,
+        stop_timeout_seconds=10,
+    )
+    settings["metrics_port"] = _port(9090)
+    settings["operator"]["probe_port"] = _port(8080)
+    OPERATOR_SETTINGS.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return settings["metrics_port"], settings["operator"]["probe_port"]
+
+
+def start_provider(state: DevnetState, provider_node: str) -> Provider:
+    metrics_port, probe_port = write_demo_settings(state)
+    common = ("--config", str(OPERATOR_SETTINGS), "--kubeconfig", str(KUBECONFIG))
+    operator = demo_processes.start("operator", "run", *common)
+    gateway_port = _port(GATEWAY_PORT)
+    gateway = demo_processes.start(
+        "gateway",
+        "gateway",
+        *common,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(gateway_port),
+        "--provider-node",
+        provider_node,
+        "--refresh-seconds",
+        "1",
+        "--devnet-self-signed",
+    )
+    say(
+        table(
+            [
+                ("PROCESS", "PID", "LISTENS ON", "LOG"),
+                (
+                    "gpu-provider run",
+                    operator.pid,
+                    f"metrics :{metrics_port}, /healthz :{probe_port}",
+                    ".local/operator.log",
+                ),
+                (
+                    "gpu-provider gateway --devnet-self-signed",
+                    gateway.pid,
+                    f"https://127.0.0.1:{gateway_port}",
+                    ".local/gateway.log",
+                ),
+            ]
         )
-    print(f"gpu-provider run (pid {process.pid}, log {OPERATOR_LOG.relative_to(LOCAL.parent)})")
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=60)
-        print(f"operator stopped on SIGTERM (exit {code}); `make operator` runs it again")
+    )
+    if gateway_port != GATEWAY_PORT:
+        say(f"(port {GATEWAY_PORT} is taken here: the tenant is pointed at {gateway_port})")
+    return Provider(operator, gateway, gateway_port, metrics_port)
 
 
 def _conditions(name: str) -> dict[str, tuple[str, str]]:
@@ -59,44 +144,75 @@ def _conditions(name: str) -> dict[str, tuple[str, str]]:
     }
 
 
-def wait_advertised(state: DevnetState, name: str, process: subprocess.Popen[bytes]) -> bool:
-    """Print each condition change until Ready; False (with the log's tail) if it is not."""
-    deadline = time.monotonic() + ADVERTISE_TIMEOUT
+def provider_status(name: str) -> dict[str, Any]:
+    try:
+        body = json.loads(kubectl("get", "providernode", name, "-o", "json"))
+    except RuntimeError:
+        return {}
+    return dict(body.get("status") or {})
+
+
+async def wait_advertised(name: str, provider: Provider) -> None:
+    """Print each condition change until Ready, then until the chain daemon follows the chain."""
     seen: dict[str, tuple[str, str]] = {}
-    while time.monotonic() < deadline and process.poll() is None:
+
+    def ready() -> bool:
+        nonlocal seen
         now = _conditions(name)
         for type_, (status, reason) in now.items():
             if seen.get(type_) != (status, reason):
-                print(f"  {type_:<17} {status:<6} {reason}")
+                say(f"  {type_:<17} {status:<6} {reason}")
         seen = now
-        if seen.get("Ready", ("", ""))[0] == "True":
-            return True
-        time.sleep(0.5)
-    print("UNEXPECTED: the provider did not become Ready; the operator's log ends with:")
-    print("\n".join(OPERATOR_LOG.read_text(errors="replace").splitlines()[-30:]))
-    return False
+        return seen.get("Ready", ("", ""))[0] == "True"
 
-
-def _read_chain(state: DevnetState) -> ActualProvider:
-    async def read() -> ActualProvider:
-        settings = state.chain_settings()
-        w3 = await connect(settings)
-        try:
-            return await read_provider(
-                Contracts(w3, settings.contracts), state.account_address(Role.PROVIDER)
-            )
-        finally:
-            await w3.provider.disconnect()
-
-    return asyncio.run(read())
-
-
-def show_provider(state: DevnetState, name: str) -> None:
-    print(kubectl("get", "providernode", name))
-    actual = _read_chain(state)
-    gpus = ", ".join(f"{units} x id {rid}" for rid, units in actual.approved_units("GPU"))
-    cpus = ", ".join(f"{units} cores" for _, units in actual.approved_units("CPU"))
-    print(
-        f"on chain: provider {state.account_address(Role.PROVIDER)} {actual.status.name}, "
-        f"tier {actual.tier}, approved GPU attributes [{gpus}], CPU [{cpus}]"
+    await until(
+        ready,
+        f"ProviderNode {name} Ready",
+        within=ADVERTISE_TIMEOUT,
+        watched=provider.processes,
     )
+    await until(
+        lambda: provider_status(name).get("chain"),
+        "the chain daemon following the chain (ProviderNode status.chain)",
+        within=60,
+        watched=provider.processes,
+    )
+
+
+async def read_chain_provider(state: DevnetState) -> ActualProvider:
+    settings = state.chain_settings()
+    w3 = await connect(settings)
+    try:
+        return await read_provider(
+            Contracts(w3, settings.contracts), state.account_address(Role.PROVIDER)
+        )
+    finally:
+        await w3.provider.disconnect()
+
+
+def gpu_offer(actual: ActualProvider) -> dict[str, int]:
+    """The approved GPU attributes, by catalog short name."""
+    catalog = default_catalog()
+    offer = {}
+    for resource_id, units in actual.approved_units("GPU"):
+        model = catalog.by_resource_id(resource_id)
+        offer[model.short_name if model else f"id {resource_id}"] = int(units)
+    return offer
+
+
+def offer_text(offer: dict[str, int]) -> str:
+    return ", ".join(f"{units} x {model}" for model, units in sorted(offer.items())) or "none"
+
+
+async def show_provider(state: DevnetState, name: str) -> dict[str, int]:
+    say(kubectl("get", "providernode", name))
+    actual = await read_chain_provider(state)
+    cpus = ", ".join(f"{units} cores" for _, units in actual.approved_units("CPU"))
+    offer = gpu_offer(actual)
+    say(
+        f"on chain: provider {state.account_address(Role.PROVIDER)} {actual.status.name}, "
+        f"tier {actual.tier}, hostUri {actual.host_uri!r}\n"
+        f"  approved GPU attributes: {offer_text(offer)}\n"
+        f"  approved CPU attributes: {cpus}"
+    )
+    return offer
