@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import traceback
 from typing import Any, Final
 
 import yaml
@@ -19,7 +20,7 @@ from e2e.harness import demo_processes
 from e2e.harness.demo_earnings import read_money, reward_wallet, show_earnings
 from e2e.harness.demo_market import Market
 from e2e.harness.demo_operator import show_provider, start_provider, wait_advertised
-from e2e.harness.demo_steps import DemoFailed, Steps, say, table
+from e2e.harness.demo_steps import DemoFailed, Steps, log_tail, say, table
 from e2e.harness.stack import DEVNET_JSON, KUBECONFIG, apply_objects, kubectl
 from gpu_provider.devnet.accounts import Role
 from gpu_provider.devnet.session import open_devnet
@@ -96,6 +97,11 @@ def run_demo(block_time: float) -> int:
     try:
         gateway_port = asyncio.run(_provider_and_market(steps, state))
     except DemoFailed:
+        say("\nThe stack is left up for a look (`make demo-down` stops it).")
+        return 1
+    except Exception:
+        # Anything else (a refused transaction, kubectl failing) gets the same explanation.
+        say(f"\nDEMO FAILED in step {steps.number}:\n{traceback.format_exc()}{log_tail()}")
         say("\nThe stack is left up for a look (`make demo-down` stops it).")
         return 1
     total = steps.done()
