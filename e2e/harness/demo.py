@@ -19,7 +19,12 @@ import yaml
 from e2e.harness import demo_processes
 from e2e.harness.demo_earnings import read_money, reward_wallet, show_earnings
 from e2e.harness.demo_market import Market
-from e2e.harness.demo_operator import show_provider, start_provider, wait_advertised
+from e2e.harness.demo_operator import (
+    show_provider,
+    start_provider,
+    wait_advertised,
+    wait_gateway,
+)
 from e2e.harness.demo_steps import DemoFailed, Steps, log_tail, say, table
 from e2e.harness.stack import DEVNET_JSON, KUBECONFIG, apply_objects, kubectl
 from gpu_provider.devnet.accounts import Role
@@ -148,6 +153,7 @@ async def _provider_and_market(steps: Steps, state: DevnetState) -> int:
         provider = start_provider(state, name)
         apply_objects([provider_body])
         await wait_advertised(name, provider)
+        await wait_gateway(provider)
         offer = await show_provider(state, name)
 
         steps.step("A malformed ProviderNode is refused by the apiserver, naming the field")

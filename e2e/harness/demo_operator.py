@@ -9,6 +9,7 @@ The operator runs with `.local/operator.yaml`, which the demo rewrites with shor
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Final
@@ -131,6 +132,23 @@ def start_provider(state: DevnetState, provider_node: str) -> Provider:
     if gateway_port != GATEWAY_PORT:
         say(f"(port {GATEWAY_PORT} is taken here: the tenant is pointed at {gateway_port})")
     return Provider(operator, gateway, gateway_port, metrics_port)
+
+
+async def wait_gateway(provider: Provider) -> None:
+    """Until the gateway answers GET /version over its self-signed TLS."""
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    url = f"https://127.0.0.1:{provider.gateway_port}/version"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(url, context=insecure, timeout=2) as reply:
+                return bool(reply.status == 200)
+        except OSError:
+            return False
+
+    await until(answers, f"the gateway answering {url}", within=60, watched=(provider.gateway,))
 
 
 def _conditions(name: str) -> dict[str, tuple[str, str]]:
