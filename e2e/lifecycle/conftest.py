@@ -109,7 +109,8 @@ class Operators:
         self.providers.append(body["metadata"]["name"])
         apply_objects([body], kubeconfig=self.kubeconfig)
 
-    def start(self) -> OperatorProcess:
+    def start(self, **chain_settings: Any) -> OperatorProcess:
+        """`chain_settings`: what to change (`rpc_urls`, `confirmations`)."""
         n = len(self.started)
         settings = operator_settings(
             self.chain.state,
@@ -122,6 +123,7 @@ class Operators:
             lease_check_interval_seconds=1,
             earnings_interval_seconds=2,
         )
+        settings["chain"].update(chain_settings)
         settings["metrics_port"] = free_port()
         settings["operator"]["probe_port"] = free_port()
         settings["log_level"] = "DEBUG"
@@ -200,6 +202,14 @@ def operators(
             forget_provider(api_client, name)
 
 
+def metric(operator: OperatorProcess, name: str, **labels: str) -> float:
+    """A sample of the operator's /metrics; 0 while it does not serve them yet."""
+    try:
+        return operator.metric(name, **labels)
+    except OSError:
+        return 0.0
+
+
 def lifecycle_provider(name: str = "devnet-provider", **spec: Any) -> dict[str, Any]:
     body = example_provider(name, **spec)
     body["spec"]["region"] = REGION
@@ -217,8 +227,12 @@ class Market:
 
 
 @pytest.fixture(scope="module")
-async def market(chain: Chain) -> AsyncIterator[Market]:  # noqa: F811
-    """The devnet tenant (with a deposit) and the devnet matchmaker, matching as it runs."""
+async def market(
+    chain: Chain,  # noqa: F811
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Market]:
+    """The devnet tenant (with a deposit) and the devnet matchmaker, matching as it runs
+    (unless the test module sets `MATCH_BY_HAND = True`: then it matches on `poll_once`)."""
     devnet = await open_devnet(chain.state)
     tenant = Tenant(chain=devnet, account=chain.state.signer(Role.TENANT))
     await tenant.deposit(Decimal(5000))
@@ -228,7 +242,8 @@ async def market(chain: Chain) -> AsyncIterator[Market]:  # noqa: F811
         from_block=await devnet.head(),
         poll_interval=0.2,
     )
-    task = asyncio.create_task(matchmaker.run())
+    by_hand = getattr(request.module, "MATCH_BY_HAND", False)
+    task = asyncio.create_task(asyncio.sleep(0) if by_hand else matchmaker.run())
     try:
         yield Market(devnet, tenant, matchmaker)
     finally:
@@ -260,6 +275,7 @@ __all__ = [
     "gpu_order",
     "gpuleases",
     "lifecycle_provider",
+    "metric",
     "provider_node",
     "until",
 ]

@@ -232,6 +232,7 @@ class ChainDaemon:
                 async for delivery in stream:
                     self.head = stream.head
                     if delivery.event is not None:
+                        log.debug("%s: intake: %s", self.name, delivery.event.name)
                         await self._handle(delivery.event)
                     self.checkpoint = delivery.checkpoint
             except ReorgBeyondConfirmations as error:

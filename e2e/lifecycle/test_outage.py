@@ -1,0 +1,93 @@
+"""RPC outage: the operator's only RPC endpoint (a proxy in front of anvil) goes silent while a
+lease of ours is matched and another is closed by its tenant. When it answers again the
+daemon takes in the lease matched meanwhile, records the close it did not see happen, and
+creates nothing the chain does not show (no phantom lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from kubernetes import client
+
+from e2e.chain_client.conftest import RpcProxy
+from e2e.lifecycle.conftest import (
+    Market,
+    Operators,
+    gpu_order,
+    gpuleases,
+    lifecycle_provider,
+    metric,
+    until,
+)
+from e2e.operator.conftest import Chain
+
+PROVIDER = "outage-provider"
+SILENT_SECONDS = 20
+
+
+@pytest.fixture
+async def proxy(chain: Chain) -> AsyncIterator[RpcProxy]:
+    running = RpcProxy(chain.anvil.url)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+async def test_no_lease_event_is_missed_across_an_rpc_outage_and_no_phantom_appears(
+    operators: Operators,
+    market: Market,
+    chain: Chain,
+    proxy: RpcProxy,
+    api_client: client.ApiClient,
+) -> None:
+    operator = operators.start(rpc_urls=[proxy.url])
+    operators.apply(lifecycle_provider(PROVIDER))
+    await until(
+        lambda: metric(operator, "gpu_provider_chain_head", provider=PROVIDER) > 0,
+        "the chain daemon following the chain",
+        within=120,
+    )
+    bid = market.devnet.contract("Bid")
+    first = await market.tenant.create_order(gpu_order(1, "h100"))
+    await until(
+        lambda: gpuleases(api_client, PROVIDER).get(first.order_id), "the first GpuLease", within=90
+    )
+    second = await market.tenant.create_order(gpu_order(1, "a100-80g"))
+    ours = chain.provider.lower()
+
+    async def bid_on_second() -> bool:
+        found = await bid.functions.getAllBidsForOrder(second.order_id).call()
+        return any(str(b[1]).lower() == ours for b in found)
+
+    for _ in range(120):
+        if await bid_on_second():
+            break
+        await asyncio.sleep(0.25)
+    assert await bid_on_second(), "our bid on the second order"
+
+    await proxy.stop()  # silence: connections refused
+    # Meanwhile the matchmaker matches the second order to us and the tenant closes the first.
+    await market.tenant.wait_for_lease(second.order_id)
+    await market.tenant.close(first.order_id)
+    await asyncio.sleep(SILENT_SECONDS)
+    assert second.order_id not in gpuleases(api_client, PROVIDER)
+    await proxy.start()
+
+    await until(
+        lambda: gpuleases(api_client, PROVIDER).get(second.order_id),
+        "the lease matched during the outage taken in",
+        within=90,
+    )
+    closed = await until(
+        lambda: gpuleases(api_client, PROVIDER)[first.order_id]["status"].get("closeReason"),
+        "the tenant's close during the outage recorded",
+    )
+    assert closed == "TenantClosed"
+    lease = market.devnet.contract("ComputeLease")
+    _active, every = await lease.functions.getProviderLeases(chain.provider).call()
+    assert set(gpuleases(api_client, PROVIDER)) == {int(i) for i in every}
