@@ -220,6 +220,7 @@ class Market:
         ids = [self.lease_id(d.key) for d in self.servable]
         say(lease_rows(gpuleases(), ids))
         await self.tenant_status(self.lease_id("train"))
+        await self.tenant_status(self.lease_id("notebook"))
         await self.offer_settles("the offer without the leased GPUs")
 
     async def tenant_status(self, lease_id: int) -> None:

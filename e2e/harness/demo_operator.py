@@ -47,26 +47,14 @@ class Provider:
     def processes(self) -> tuple[Background, ...]:
         return (self.operator, self.gateway)
 
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of a /metrics sample's series that carry `labels` (0 when absent)."""
+    def metric_series(self, name: str) -> list[str]:
+        """The series of one /metrics family, as exposed (none while the operator is away)."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=5) as reply:
                 text = reply.read().decode()
         except OSError:
-            return 0.0
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith((name + "{", name + " ")) and all(
-                f'{k}="{v}"' in line for k, v in labels.items()
-            ):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def metric_series(self, name: str) -> list[str]:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            text = reply.read().decode()
+            return []
         return [line for line in text.splitlines() if line.startswith(name + "{")]
 
 

@@ -63,10 +63,10 @@ def _pid_file(name: str) -> Path:
 
 
 def start(name: str, *args: str) -> Background:
-    """Start `gpu-provider <args>` detached, appending to `.local/<name>.log`."""
+    """Start `gpu-provider <args>` detached, logging to a fresh `.local/<name>.log`."""
     stop(name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_PROVIDER_")}
-    with log_file(name).open("ab") as out:
+    with log_file(name).open("wb") as out:
         process = subprocess.Popen(
             [*GPU_PROVIDER, *args],
             stdout=out,

@@ -69,7 +69,7 @@ def table(rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
 
 def log_tail(lines: int = 30) -> str:
     parts = []
-    for name in NAMES:
+    for name in (*NAMES, "verifier"):  # the verifier approves every offer change
         path = log_file(name)
         if name == "operator" or path.exists():
             shown = lines if name == "operator" else 8
