@@ -207,7 +207,7 @@ class Market:
             for lease_id in ids:
                 phase = ((leases.get(lease_id) or {}).get("status") or {}).get("phase", "-")
                 if seen.get(lease_id) != phase:
-                    say(f"  lease {lease_id}: {phase}")
+                    say(f"  {self.steps.mark()} lease {lease_id}: {phase}")
                     seen[lease_id] = phase
             return all(seen.get(i) == "Running" for i in ids)
 
@@ -263,17 +263,17 @@ class Market:
             status = status_of(lease_id)
             now = f"{status.get('phase', '-')} ({status.get('closeReason') or '-'})"
             if not seen or seen[-1] != now:
-                say(f"  lease {lease_id}: {now}")
+                say(f"  {self.steps.mark()} lease {lease_id}: {now}")
                 seen.append(now)
             return status.get("phase") == "Closed" and status.get("closeReason") == reason
 
         await self.wait(closed, f"lease {lease_id} Closed for {reason}", within=within)
-        gone = await self.wait(
+        await self.wait(
             lambda: not namespace_exists(f"lease-{lease_id}"),
             f"namespace lease-{lease_id} deleted",
             within=30,
         )
-        say(f"  namespace lease-{lease_id}: deleted ({gone})")
+        say(f"  {self.steps.mark()} namespace lease-{lease_id}: gone")
 
     async def tenant_closes(self) -> None:
         lease_id = self.lease_id("finetune")

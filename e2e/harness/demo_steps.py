@@ -45,6 +45,10 @@ class Steps:
             print(f"    ({took:.1f} s)", flush=True)
             self._title = None
 
+    def mark(self) -> str:
+        """`[+1.2 s]`: the time since this step started, for what happens within it."""
+        return f"[+{time.monotonic() - self._step_started:.1f} s]"
+
     def done(self) -> float:
         self._close()
         return self.elapsed()
