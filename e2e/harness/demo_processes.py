@@ -85,6 +85,8 @@ def stop(name: str, timeout: float = 60.0) -> int | None:
         return None
     pid = int(pid_file.read_text())
     pid_file.unlink(missing_ok=True)
+    if not _is_ours(pid, name):
+        return None  # gone, and its pid perhaps reused by another process: leave that alone
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -101,6 +103,16 @@ def stop(name: str, timeout: float = 60.0) -> int | None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     return None
+
+
+def _is_ours(pid: int, name: str) -> bool:
+    """Whether `pid` still runs the `gpu-provider` process the demo started as `name`."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    wanted = {"operator": b"run", "gateway": b"gateway", "matchmaker": b"matchmaker"}[name]
+    return b"gpu_provider" in command and wanted in command
 
 
 def stop_all() -> None:
