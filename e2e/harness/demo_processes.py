@@ -80,6 +80,11 @@ def start(name: str, *args: str) -> Background:
 
 def stop(name: str, timeout: float = 60.0) -> int | None:
     """SIGTERM the process named in `.local/<name>.pid` and wait; its exit code when ours."""
+    pid = _terminate(name)
+    return None if pid is None else _wait(pid, timeout)
+
+
+def _terminate(name: str) -> int | None:
     pid_file = _pid_file(name)
     if not pid_file.exists():
         return None
@@ -89,6 +94,10 @@ def stop(name: str, timeout: float = 60.0) -> int | None:
         return None  # gone, and its pid perhaps reused by another process: leave that alone
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+    return pid
+
+
+def _wait(pid: int, timeout: float) -> int | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -115,10 +124,11 @@ def _is_ours(pid: int, name: str) -> bool:
     return b"gpu_provider" in command and wanted in command
 
 
-def stop_all() -> None:
-    """Stop what the demo started, the operator last (it may still be closing leases)."""
-    for name in reversed(NAMES):
-        stop(name)
+def stop_all(timeout: float = 60.0) -> None:
+    """Stop what the demo started: all are signalled at once, then waited for."""
+    pids = [pid for pid in (_terminate(name) for name in NAMES) if pid is not None]
+    for pid in pids:
+        _wait(pid, timeout)
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
