@@ -27,8 +27,8 @@ from e2e.harness.demo_leases import (
     status_of,
 )
 from e2e.harness.demo_operator import Provider, gpu_offer, read_chain_provider
-from e2e.harness.demo_orders import ORDERS, DemoOrder, sdk_manifest
-from e2e.harness.demo_steps import Steps, say, table, until
+from e2e.harness.demo_orders import ORDERS, DemoOrder, order_named, sdk_manifest
+from e2e.harness.demo_steps import DemoFailed, Steps, say, table, until
 from e2e.harness.stack import kubectl
 from gpu_provider.devnet.accounts import Role
 from gpu_provider.devnet.session import DevnetChain
@@ -187,6 +187,7 @@ class Market:
             "The tenant PUTs each lease's manifest (the SDK's JSON array, Auth-Spheron signed) "
             f"to the gateway at the provider's hostUri, port {self.provider.gateway_port}"
         )
+        await self.greedy_manifest(order_named("finetune"))
         for demo in self.servable:
             reply = await send_manifest(
                 self.tenant,
@@ -223,16 +224,38 @@ class Market:
         await self.tenant_status(self.lease_id("notebook"))
         await self.offer_settles("the offer without the leased GPUs")
 
-    async def tenant_status(self, lease_id: int) -> None:
-        """What the tenant's SDK reads: GET /lease/<id>/1/1/status."""
-        url = f"https://127.0.0.1:{self.provider.gateway_port}/lease/{lease_id}/1/1/status"
+    async def _gateway(self, method: str, path: str, body: Any = None) -> tuple[str, int, Any]:
+        """A request signed by the tenant, as the SDK sends it: (url, status, JSON answer)."""
+        url = f"https://127.0.0.1:{self.provider.gateway_port}{path}"
         headers = {AUTH_HEADER: build_auth_header(self.tenant.account.key, now=int(time.time()))}
+        data = None if body is None else json.dumps(body)
         async with (
             aiohttp.ClientSession() as http,
-            http.get(url, headers=headers, ssl=False) as reply,
+            http.request(method, url, data=data, headers=headers, ssl=False) as reply,
         ):
-            body = await reply.json(content_type=None)
-        say(f"\nThe tenant's view, GET {url} -> {reply.status}:")
+            return url, reply.status, await reply.json(content_type=None)
+
+    async def greedy_manifest(self, demo: DemoOrder) -> None:
+        """A manifest asking for more GPUs than ordered: refused, nothing stored."""
+        manifest = sdk_manifest(demo)
+        manifest[0]["services"][0]["resources"]["gpu"]["units"]["val"] = str(demo.gpus + 1)
+        lease_id = self.lease_id(demo.key)
+        url, status, answer = await self._gateway(
+            "PUT", f"/deployment/{lease_id}/manifest", manifest
+        )
+        stored = "manifest" in (gpuleases().get(lease_id) or {}).get("spec", {})
+        say(
+            f"PUT {url} asking {demo.gpus + 1} GPUs on a {demo.gpus}-GPU order -> {status} "
+            f"{json.dumps(answer)}; a manifest stored: {stored}"
+        )
+        if status != 422 or stored:
+            say("DEMO FAILED: the gateway should refuse it with 422 and store nothing")
+            raise DemoFailed("a manifest asking for more than the order refused")
+
+    async def tenant_status(self, lease_id: int) -> None:
+        """What the tenant's SDK reads: GET /lease/<id>/1/1/status."""
+        url, status, body = await self._gateway("GET", f"/lease/{lease_id}/1/1/status")
+        say(f"\nThe tenant's view, GET {url} -> {status}:")
         say(json.dumps(body, separators=(",", ":"))[:600])
 
     async def offer_settles(self, what: str) -> None:

@@ -115,6 +115,10 @@ ORDERS: Final = (
 )
 
 
+def order_named(key: str) -> DemoOrder:
+    return next(order for order in ORDERS if order.key == key)
+
+
 def _sdk_service(service: Service, demo: DemoOrder) -> dict[str, Any]:
     """One service as Spheron's SDK sends it (see "Manifest" in shared/spheron/README.md)."""
     storage = []
