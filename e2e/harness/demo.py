@@ -167,7 +167,6 @@ async def _provider_and_market(steps: Steps, state: DevnetState) -> int:
             state,
             chain,
             provider,
-            name,
             offer,
             watched=(*provider.processes, matchmaker),
         )

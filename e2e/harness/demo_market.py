@@ -47,7 +47,6 @@ class Market:
     state: DevnetState
     chain: DevnetChain
     provider: Provider
-    provider_node: str
     initial_offer: dict[str, int]
     watched: tuple[demo_processes.Background, ...] = ()
     placed: dict[str, PlacedOrder] = field(default_factory=dict)
