@@ -152,6 +152,31 @@ def test_the_same_manifest_resent_restarts_nothing(
     assert {p.metadata.uid for p in _pods(core, first)} == before_pods
 
 
+def test_a_new_manifest_replaces_the_workload(
+    leases: Leases, first: str, core: client.CoreV1Api
+) -> None:
+    apps = client.AppsV1Api(core.api_client)
+    before_pods = {p.metadata.uid for p in _pods(core, first)}
+    before = leases.status(first)
+    manifest = (leases.get(first) or {})["spec"]["manifest"]
+    manifest["services"][0]["env"] = [{"name": "JUPYTER_TOKEN", "value": "rotated"}]
+    manifest["sha256"] = "f" * 64
+    leases.write_manifest(first, manifest)
+    wait_for(
+        lambda: leases.status(first).get("appliedManifestSha256") == "f" * 64,
+        "the new manifest applied",
+    )
+    wait_for(lambda: _running(leases, first), f"{first} Running with the new manifest")
+    after = leases.status(first)
+    assert after["manifestAt"] >= before["manifestAt"]
+    env = apps.read_namespaced_deployment("py-cuda", first).spec.template.spec.containers[0].env
+    assert [(e.name, e.value) for e in env] == [("JUPYTER_TOKEN", "rotated")]
+    wait_for(
+        lambda: {p.metadata.uid for p in _pods(core, first)}.isdisjoint(before_pods),
+        "the old Pod replaced",
+    )
+
+
 def test_a_hand_deleted_network_policy_comes_back_with_an_event(
     leases: Leases, first: str, core: client.CoreV1Api
 ) -> None:

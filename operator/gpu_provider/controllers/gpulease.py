@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 GL: Final = (GROUP, VERSION, GPU_LEASE_PLURAL)
 OURS: Final = {LEASE_ID_LABEL: kopf.PRESENT}
 STOP_BACKSTOP_SECONDS: Final = 600.0
-DEBOUNCE_SECONDS: Final = 0.05
+DEBOUNCE_SECONDS: Final = 0.01
 """A Pod burst (a Deployment's replicas turning Ready together) is one reconcile."""
 # Managers whose writes to our objects are the cluster working, not someone's hand.
 SYSTEM_MANAGERS: Final = frozenset({"gpu-provider", "kube-controller-manager", "kube-scheduler"})
@@ -60,8 +60,9 @@ def lease_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         _context(memo).workloads.wake(str(lease_id))
 
 
+@kopf.on.event("namespaces", id="gpulease-namespaces", labels=OURS)
 @kopf.on.event("pods", id="gpulease-pods", labels=OURS)
-def pod_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def child_changed_wakes(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     lease_id = _lease_id(body)
     if lease_id:
         _context(memo).workloads.wake(lease_id)
@@ -89,6 +90,9 @@ def child_changed(body: kopf.Body, type: str, memo: kopf.Memo, **_: Any) -> None
     edit = _hand_edit(body)
     if edit is not None and workloads.first_edit(lease_id, (str(body.metadata.uid), *edit)):
         workloads.report(lease_id, Drift(kind, name, f"changed by {edit[0]}"))
+    else:
+        # A workload's status moved (ready replicas): the lease's status follows it.
+        workloads.wake(lease_id)
 
 
 for _plural in DRIFT_KINDS:

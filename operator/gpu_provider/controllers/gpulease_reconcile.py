@@ -11,6 +11,7 @@ never delete.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -64,7 +65,8 @@ __all__ = ["LeaseLoop", "Outcome", "reconcile_gpulease", "teardown"]
 
 log = logging.getLogger(__name__)
 
-CLOSING_POLL_SECONDS: Final = 1.0
+CLOSING_POLL_SECONDS: Final = 10.0
+"""A backstop: the namespace's deletion event wakes the loop at once."""
 _WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet")
 
 
@@ -75,7 +77,11 @@ class LeaseLoop:
 
     applied: str | None = None
     """Fingerprint of the objects last applied."""
-    applied_at: float = 0.0
+    written: dict[str, Any] = field(default_factory=dict)
+    """The status patch last written, and the resourceVersion it was written over: Kopf's
+    body catches up with our own write a moment later, and a Pod event in between must not
+    see the old status (and apply everything again)."""
+    written_over: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,9 +121,12 @@ async def reconcile_gpulease(
     """Move the lease one step toward what its phase asks; only the Lease holder calls this."""
     metadata = body.get("metadata") or {}
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+    stored = dict(body.get("status") or {})
+    if loop.written_over is not None and loop.written_over == metadata.get("resourceVersion"):
+        stored.update(loop.written)  # our last write has not reached Kopf's body yet
     try:
         spec = GpuLeaseSpec.model_validate(body.get("spec") or {})
-        status = GpuLeaseStatus.model_validate(body.get("status") or {})
+        status = GpuLeaseStatus.model_validate(stored)
     except ValidationError as error:
         log.warning("GpuLease %s/%s cannot be read: %s", namespace, name, error.errors()[0])
         return Outcome()
@@ -136,8 +145,9 @@ async def reconcile_gpulease(
     digest = manifest_digest(spec.manifest)
     problem: Problem | None = None
     objects: LeaseObjects | None = None
+    host = ""
     try:
-        objects = await _render(ctx, namespace, spec, status)
+        objects, host = await _render(ctx, namespace, spec, status)
     except ProviderNodeGone:
         problem = Problem(
             "ProviderNodeMissing", f"ProviderNode {spec.provider_node} does not exist"
@@ -156,30 +166,39 @@ async def reconcile_gpulease(
                 problem = Problem("ApplyFailed", str(refused))
                 loop.applied = None
     applied = problem is None and (applied_now or status.applied_manifest_sha256 == digest)
-    seen = await _observe(ctx, spec, objects, digest, applied, problem)
+    seen = await _observe(ctx, spec, objects, digest, applied, problem, host)
     patch, events, wake = build_workload_status(
         spec, status, seen, _now(), timedelta(seconds=op.workload_failure_deadline_seconds)
     )
     if objects is not None and applied_now:
         desired = {(str(o["kind"]), str(o["metadata"]["name"])) for o in objects.ordered()}
         events.extend(_drift_events(drift, desired))
-    if _differs(body.get("status") or {}, patch):
+    if _differs(stored, patch):
         await patch_gpulease_status(ctx.api, namespace, name, patch)
+        caught_up = loop.written_over != metadata.get("resourceVersion")
+        loop.written = dict(patch) if caught_up else {**loop.written, **patch}
+        loop.written_over = str(metadata.get("resourceVersion"))
     return Outcome(events=events, wake_in=wake)
 
 
 async def _render(
     ctx: OperatorContext, namespace: str, spec: GpuLeaseSpec, status: GpuLeaseStatus
-) -> LeaseObjects:
+) -> tuple[LeaseObjects, str]:
+    """The lease's objects, and the ProviderNode's public host (for Nodes with no address)."""
     provider = await read_provider_node(ctx.api, spec.provider_node)
-    defaults = ProviderNodeSpec.model_validate(provider.get("spec") or {}).lease_defaults
+    provider_spec = ProviderNodeSpec.model_validate(provider.get("spec") or {})
     network = await ctx.workloads.network(ctx.api, ctx.settings.operator)
     assert spec.manifest is not None
     wanted = sorted({s.image_pull_secret for s in spec.manifest.services if s.image_pull_secret})
     # The gateway stores the tenant's credentials next to the GpuLease; a copy goes into the
     # lease namespace under the same name.
-    secrets = await read_secrets(ctx.api, namespace, wanted)
-    return render_lease_objects(spec, status.placement, defaults, network, pull_secrets=secrets)
+    secrets = await read_secrets(ctx.api, namespace, wanted) if wanted else []
+    objects = render_lease_objects(
+        spec, status.placement, provider_spec.lease_defaults, network, pull_secrets=secrets
+    )
+    uri = str(provider_spec.host_uri)
+    host = urlsplit(uri if "://" in uri else f"//{uri}").hostname or ""
+    return objects, host
 
 
 async def _apply(
@@ -189,23 +208,31 @@ async def _apply(
     workload whose immutable fields changed (selector, claims) is replaced."""
     api = ctx.api
     ordered = objects.ordered()
-    counted = False
-    for obj in ordered:
-        if obj["kind"] in _WORKLOAD_KINDS and not counted:
-            await wait_quota_counted(api, obj["metadata"]["namespace"], "lease")
-            counted = True
-        try:
-            await apply_object(api, obj)
-        except ApplyRefused as refused:
-            immutable = "immutable" in str(refused) or "Forbidden" in str(refused)
-            if refused.kind not in _WORKLOAD_KINDS or refused.status != 422 or not immutable:
-                raise
-            meta = obj["metadata"]
-            await delete_object(api, refused.kind, meta["namespace"], meta["name"])
-            await apply_object(api, obj)
+    # The namespace first; then, together, what admits or confines Pods (quota, limits,
+    # policies, identity, Secrets) and the Services; the workloads last, once the quota is
+    # counted (until then the quota admission refuses every Pod).
+    await apply_object(api, objects.namespace)
+    rest = [o for o in ordered[1:] if o["kind"] not in _WORKLOAD_KINDS]
+    await asyncio.gather(*(apply_object(api, obj) for obj in rest))
+    if objects.workloads:
+        await wait_quota_counted(api, objects.namespace["metadata"]["name"], "lease")
+    await asyncio.gather(*(_apply_workload(api, obj) for obj in objects.workloads))
     if prune:
         selector = f"{LEASE_ID_LABEL}={spec.lease_id}"
         await prune_objects(api, lease_namespace_name(int(spec.lease_id)), selector, ordered)
+
+
+async def _apply_workload(api: Any, obj: Mapping[str, Any]) -> None:
+    """Apply a workload; one whose immutable fields changed (selector, claims) is replaced."""
+    try:
+        await apply_object(api, obj)
+    except ApplyRefused as refused:
+        immutable = "immutable" in str(refused) or "Forbidden" in str(refused)
+        if refused.status != 422 or not immutable:
+            raise
+        meta = obj["metadata"]
+        await delete_object(api, refused.kind, meta["namespace"], meta["name"])
+        await apply_object(api, obj)
 
 
 async def _observe(
@@ -215,11 +242,11 @@ async def _observe(
     digest: str,
     applied: bool,
     problem: Problem | None,
+    fallback: str,
 ) -> Observed:
     selector = f"{LEASE_ID_LABEL}={spec.lease_id}"
     children = await read_children(ctx.api, lease_namespace_name(int(spec.lease_id)), selector)
     hosts: dict[str, str] = {}
-    fallback = await _public_host(ctx, spec)
     for pod in children.pods:
         service = ((pod.get("metadata") or {}).get("labels") or {}).get("gpuprovider.dev/service")
         node = (pod.get("spec") or {}).get("nodeName")
@@ -237,16 +264,6 @@ async def _observe(
         forwarded=forwarded_ports(children.services, hosts),
         notes=list(objects.notes) if objects is not None else [],
     )
-
-
-async def _public_host(ctx: OperatorContext, spec: GpuLeaseSpec) -> str:
-    """The ProviderNode's hostUri host: where tenants reach a node without an address."""
-    try:
-        provider = await read_provider_node(ctx.api, spec.provider_node)
-    except ProviderNodeGone:
-        return ""
-    uri = str((provider.get("spec") or {}).get("hostUri") or "")
-    return urlsplit(uri if "://" in uri else f"//{uri}").hostname or ""
 
 
 def _drift_events(drift: Sequence[Drift], desired: set[tuple[str, str]]) -> list[Event]:

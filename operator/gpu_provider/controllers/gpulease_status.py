@@ -276,7 +276,8 @@ def build_workload_status(
 
     wake: float | None = None
     healthy = find_condition(conditions, HEALTHY)
-    failing = patch.get("failure", status.failure) if "failure" in patch else status.failure
+    # A new manifest clears the failure of the old one (the patch sets it to null).
+    failing = None if "failure" in patch else status.failure
     if problems and healthy is not None and healthy.status is F and failing is None:
         since = healthy.last_transition_time
         left = (since + failure_deadline - now).total_seconds()

@@ -6,6 +6,7 @@ Reads return plain dicts (the API's JSON), so the pure status code never sees cl
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,28 +70,35 @@ async def read_children(api: client.ApiClient, namespace: str, selector: str) ->
     """The lease's workloads, Pods and Services (empty when the namespace does not exist),
     and the addresses of the Nodes its Pods run on."""
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-    pods = await _list(core.list_namespaced_pod, namespace, selector)
-    nodes = sorted({str(p["spec"]["nodeName"]) for p in pods if p["spec"].get("nodeName")})
-    addresses: dict[str, str] = {}
-    for node in nodes:
-        try:
-            response = await off_loop(
-                core.read_node, node, _preload_content=False, _request_timeout=_TIMEOUT
-            )
-        except ApiException as error:
-            if error.status == 404:
-                continue
-            raise
-        found = _address(json.loads(response.data))  # type: ignore[attr-defined]
-        if found:
-            addresses[node] = found
-    return Children(
-        deployments=await _list(apps.list_namespaced_deployment, namespace, selector),
-        statefulsets=await _list(apps.list_namespaced_stateful_set, namespace, selector),
-        pods=pods,
-        services=await _list(core.list_namespaced_service, namespace, selector),
-        node_addresses=addresses,
+    pods, deployments, statefulsets, services = await asyncio.gather(
+        _list(core.list_namespaced_pod, namespace, selector),
+        _list(apps.list_namespaced_deployment, namespace, selector),
+        _list(apps.list_namespaced_stateful_set, namespace, selector),
+        _list(core.list_namespaced_service, namespace, selector),
     )
+    nodes = sorted({str(p["spec"]["nodeName"]) for p in pods if p["spec"].get("nodeName")})
+    found = await asyncio.gather(*(_node_address(core, node) for node in nodes))
+    return Children(
+        deployments=deployments,
+        statefulsets=statefulsets,
+        pods=pods,
+        services=services,
+        node_addresses={
+            node: address for node, address in zip(nodes, found, strict=True) if address
+        },
+    )
+
+
+async def _node_address(core: client.CoreV1Api, node: str) -> str | None:
+    try:
+        response = await off_loop(
+            core.read_node, node, _preload_content=False, _request_timeout=_TIMEOUT
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return _address(json.loads(response.data))  # type: ignore[attr-defined]
 
 
 async def cluster_addresses(api: client.ApiClient) -> list[str]:
