@@ -18,7 +18,8 @@ Its tasks, each restarted after an error with a back-off:
 - close: `LeaseCloser.check` every `lease_check_interval_seconds`, at once when woken (a
   `LeaseClosed`, the gateway's close-requested annotation); escrow on the slower timer;
 - earnings: `withdraw_due` per accepted token every `earnings_interval_seconds`;
-- tick (1 s): reservation expiry, metrics, the checkpoint and head into `status.chain`.
+- tick (1 s): reservation expiry, metrics; the checkpoint and head into `status.chain`
+  at most every 5 s.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS: Final = 1.0
 MAX_BACKOFF: Final = 30.0
+PROGRESS_WRITE_SECONDS: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class ChainDaemon:
         self.checkpoint: Checkpoint | None = None
         self.head: int | None = None
         self._saved: ChainProgress | None = None
+        self._saved_at = 0.0
         self._book_seen: object = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -288,9 +291,12 @@ class ChainDaemon:
         if self.checkpoint is None:
             return
         progress = checkpoint_to_status(self.checkpoint, self.head)
-        if progress != self._saved:
-            await self._write({"chain": progress.to_wire()})
-            self._saved = progress
+        # At most every PROGRESS_WRITE_SECONDS (not on every block): a checkpoint written
+        # late only means a few more events handled again after a crash, all idempotent.
+        if progress == self._saved or time.monotonic() - self._saved_at < PROGRESS_WRITE_SECONDS:
+            return
+        await self._write({"chain": progress.to_wire()})
+        self._saved, self._saved_at = progress, time.monotonic()
 
     async def _write(self, status: dict[str, object]) -> None:
         if not self.ctx.is_leader:
