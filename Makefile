@@ -57,8 +57,9 @@ e2e: tools ## e2e tests only (real kube-apiserver + kwok, real anvil)
 test: lint tools ## lint, unit tests, then e2e tests against the real local stack (built on first use)
 	$(PY) -m pytest -q tests e2e
 
-soak: tools ## the long crash-safety run: 50 orders with random SIGKILLs of the operator (make test runs 10)
+soak: tools ## the long crash-safety runs: 50 orders and 20 lease applies with random SIGKILLs of the operator (make test runs 10 and 1)
 	LIFECYCLE_CRASH_ORDERS=50 $(PY) -m pytest -q -s e2e/lifecycle/test_crash.py
+	WORKLOAD_KILLS=20 $(PY) -m pytest -q e2e/workload -k killed
 
 stack: tools ## start the local cluster and anvil in the background (.local/kubeconfig, .local/devnet.json)
 	$(PY) -m e2e.harness up

@@ -10,7 +10,10 @@ the deadline, recorded for the close path; a killed operator loses and duplicate
 
 from __future__ import annotations
 
+import os
+import random
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -266,32 +269,31 @@ def test_shm_and_the_persistent_volume_are_both_provisioned(
     leases.patch_status(name, {"phase": "Closing", "closeReason": "TenantClosed"})
 
 
-def test_a_killed_operator_loses_nothing_and_duplicates_nothing(
-    leases: Leases, operator: Operator, core: client.CoreV1Api
-) -> None:
-    spec, placement = readme()
-    spec = spec.model_copy(update={"lease_id": str(new_lease_id())})
-    placement = Placement(node="gpu-a100-0", gpus=1, model="a100-80g")
-    spec = spec.model_copy(
-        update={
-            "resources": spec.resources.model_copy(
-                update={
-                    "services": [
-                        spec.resources.services[0].model_copy(
-                            update={
-                                "gpu": spec.resources.services[0].gpu.model_copy(
-                                    update={"models": ["a100-80g"]}
-                                )
-                            }
-                        )
-                    ]
-                }
-            )
-        }
+KILLS = int(os.environ.get("WORKLOAD_KILLS", "1"))
+"""`make soak` kills the operator more often, at random points of the apply."""
+
+
+def _a100_lease() -> tuple[GpuLeaseSpec, Placement]:
+    spec, _ = readme()
+    service = spec.resources.services[0]
+    gpu = service.gpu.model_copy(update={"models": ["a100-80g"]})
+    resources = spec.resources.model_copy(
+        update={"services": [service.model_copy(update={"gpu": gpu})]}
     )
-    name = leases.create(spec, placement)
-    # SIGKILL as soon as the apply has begun (the namespace exists), then start again.
-    wait_for(lambda: _exists(core, name), f"{name}'s namespace", timeout=30)
+    spec = spec.model_copy(update={"lease_id": str(new_lease_id()), "resources": resources})
+    return spec, Placement(node="gpu-a100-0", gpus=1, model="a100-80g")
+
+
+@pytest.mark.parametrize("round_", range(KILLS))
+def test_a_killed_operator_loses_nothing_and_duplicates_nothing(
+    leases: Leases, operator: Operator, core: client.CoreV1Api, round_: int
+) -> None:
+    name = leases.create(*_a100_lease())
+    if round_ == 0:
+        # SIGKILL as soon as the apply has begun (the namespace exists).
+        wait_for(lambda: _exists(core, name), f"{name}'s namespace", timeout=30)
+    else:
+        time.sleep(random.uniform(0, 0.6))  # anywhere in the apply, or just before or after
     operator.kill(signal.SIGKILL)
     operator.start()
     wait_for(lambda: _running(leases, name), f"{name} Running after the restart", timeout=90)
@@ -300,7 +302,10 @@ def test_a_killed_operator_loses_nothing_and_duplicates_nothing(
     assert len(apps.list_namespaced_replica_set(name).items) == 1
     assert len(_pods(core, name)) == 1
     assert len(core.list_namespaced_service(name).items) == 2  # ClusterIP and NodePort
+    policies = client.NetworkingV1Api(core.api_client).list_namespaced_network_policy(name)
+    assert len(policies.items) == 5  # deny-all, same lease, DNS, internet, the NodePort's
     leases.patch_status(name, {"phase": "Closing", "closeReason": "TenantClosed"})
+    wait_for(lambda: leases.status(name).get("phase") == "Closed", f"{name} Closed")
 
 
 def _exists(core: client.CoreV1Api, namespace: str) -> bool:
