@@ -5,7 +5,8 @@ an order seen only once confirmed is an order we can no longer bid on). That is 
 nothing it does there is irreversible for a reorged order: the bid is keyed `bid:<orderId>`
 in the transaction manager's journal (a replay resumes, never resends) and the contract refuses
 a second bid (`ProviderHasActiveBid`, taken as "already bid"). Leases are not taken from this
-stream: lease intake follows the confirmed stream.
+stream (intake follows the confirmed one); a match it saw that a reorg rolls back turns its
+lease hold back into a bid hold that expires unless the replay matches it again.
 
 The margin: gas is estimated against the latest block, and the bid is mined in a later one, so
 a bid for an order whose window ends at the head would pass estimation and revert when mined.
@@ -14,9 +15,8 @@ accepts it, and checks again just before sending.
 
 Each order is handled in its own task (an order's tier read and its transaction do not hold up
 the next order of the same block); deciding and holding run without an await in between, so
-two orders never take the same GPU. Counters (`skips` by reason, `placed`, `won`, `lost`,
-`expired`, `failed` by error) are plain data for the metrics module; every skip is logged at
-debug level.
+two orders never take the same GPU. Counters (`skips`, `placed`, `won`, `lost`, `expired`,
+`failed`) are plain data for the metrics module.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ log = logging.getLogger(__name__)
 ORDER_OPEN: Final = 0
 # Spheron's errors that mean "no bid now" rather than a failure of ours.
 _ALREADY_BID: Final = "ProviderHasActiveBid"
-_CLOSED: Final = "BiddingClosed"
-_NOT_OPEN: Final = "OrderNotActive"
+_REFUSALS: Final = {
+    "BiddingClosed": SkipReason.BIDDING_CLOSED,
+    "OrderNotActive": SkipReason.ORDER_NOT_OPEN,
+}
 
 
 class BidEngine:
@@ -100,7 +102,8 @@ class BidEngine:
         self.placed = self.won = self.lost = self.expired = 0
         self.outcomes: Recent[BidOutcome] = Recent()
         self._seen: Recent[None] = Recent()
-        self._matched: Recent[None] = Recent()
+        self._matched: Recent[int] = Recent()
+        """Order id -> the block of its match (a reorg above it forgets the match)."""
         self._late: Recent[ChainEvent] = Recent()
         self._first_head: int | None = None
 
@@ -129,6 +132,7 @@ class BidEngine:
                 log.warning(
                     "bid stream: %s; following again from block %d", error, error.resume_from
                 )
+                self.rolled_back(error.resume_from)
                 checkpoint = Checkpoint(error.resume_from)
             finally:
                 await stream.aclose()
@@ -145,9 +149,9 @@ class BidEngine:
             case "OrderCreated":
                 self._order_created(event)
             case "OrderMatched":
-                self._matched_to(int(args["orderId"]), str(args["providerAddress"]))
+                self._matched_to(int(args["orderId"]), str(args["providerAddress"]), event)
             case "LeaseCreated":
-                self._matched_to(int(args["requestId"]), str(args["providerAddress"]))
+                self._matched_to(int(args["requestId"]), str(args["providerAddress"]), event)
             case "BidPlaced":
                 self._bid_placed(event)
             case "OrderMarkedAsClosed":
@@ -184,13 +188,8 @@ class BidEngine:
             self._late.put(order_id, event)
             return
         if self.head >= last:
-            skip = Skip(
-                order_id,
-                SkipReason.BIDDING_CLOSED,
-                f"order {order_id}: seen at block {self.head}; its window ends at block {last}, "
-                "so a bid now would be mined after it",
-            )
-            self._skipped(skip)
+            late = f"order {order_id}: seen at block {self.head}, its window ended at {last}"
+            self._skipped(Skip(order_id, SkipReason.BIDDING_CLOSED, late))
             return
         task = asyncio.create_task(self._bid(event, last), name=f"bid-{order_id}")
         self._tasks.add(task)
@@ -236,9 +235,8 @@ class BidEngine:
             self._failed(order_id, "read_order", f"reading order {order_id}: {error}")
             return
         if state != ORDER_OPEN:
-            self._skipped(
-                Skip(order_id, SkipReason.ORDER_NOT_OPEN, f"order {order_id} is not open")
-            )
+            reason = SkipReason.ORDER_NOT_OPEN
+            self._skipped(Skip(order_id, reason, f"order {order_id} is not open"))
             return
         decision = self._decide(order)
         if decision is None or isinstance(decision, Skip):
@@ -305,13 +303,8 @@ class BidEngine:
             return
         self.placed += 1
         self._record(BidOutcome(order_id, bid, self.outcome_head(order_id), tx=result))
-        log.info(
-            "order %d: bid %d per block (%s USD/h) in block %d",
-            order_id,
-            bid.price_per_block,
-            bid.usd_per_hour,
-            result.block_number,
-        )
+        price, usd, block = bid.price_per_block, bid.usd_per_hour, result.block_number
+        log.info("order %d: bid %d per block (%s USD/h) in block %d", order_id, price, usd, block)
 
     def _refused(self, bid: Bid, name: str, sentence: str) -> None:
         order_id = bid.order_id
@@ -321,16 +314,11 @@ class BidEngine:
             self._skipped(Skip(order_id, SkipReason.ALREADY_BID, f"order {order_id}: {sentence}"))
             return
         self._release(order_id, ReleaseReason.BID_FAILED)
-        if name == _CLOSED:
-            self._skipped(
-                Skip(order_id, SkipReason.BIDDING_CLOSED, f"order {order_id}: {sentence}")
-            )
-        elif name == _NOT_OPEN:
-            self._skipped(
-                Skip(order_id, SkipReason.ORDER_NOT_OPEN, f"order {order_id}: {sentence}")
-            )
-        else:
+        reason = _REFUSALS.get(name)
+        if reason is None:
             self._failed(order_id, name, f"order {order_id}: the bid was refused: {sentence}")
+        else:
+            self._skipped(Skip(order_id, reason, f"order {order_id}: {sentence}"))
 
     async def _read_order(self, event: ChainEvent) -> tuple[OrderFacts, int]:
         """The order's tiers and state (`OrderCreated` carries neither)."""
@@ -358,12 +346,24 @@ class BidEngine:
 
     # -- matches -----------------------------------------------------------------------------
 
-    def _matched_to(self, order_id: int, provider: str) -> None:
-        if self._matched.remember(order_id):
+    def rolled_back(self, fork: int) -> None:
+        """The blocks after `fork` were replaced: matches seen in them are forgotten (the
+        replay delivers those still on the chain), and their lease holds go back to bid holds
+        that `expire` frees if no replayed match wins them again (no GpuLease would)."""
+        for order_id, block in list(self._matched.items()):
+            if block > fork:
+                del self._matched[order_id]
+        for reservation in self.book.rolled_back(fork, head=self.head, now=self._clock()):
+            self.won -= 1
+            log.info("order %d: its match was rolled back by a reorg", reservation.order_id)
+
+    def _matched_to(self, order_id: int, provider: str, event: ChainEvent) -> None:
+        if order_id in self._matched:
             return  # OrderMatched and LeaseCreated name the same match
+        self._matched.put(order_id, event.block_number)
         if provider.lower() == self.address.lower():
             self.won += 1
-            self.book.won(order_id)
+            self.book.won(order_id, block=event.block_number)
             log.info("order %d: matched to us", order_id)
             return
         outcome = self.outcomes.get(order_id)

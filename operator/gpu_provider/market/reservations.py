@@ -14,6 +14,12 @@ When we win, the hold becomes a lease hold (`won`), which no timeout ends: the G
 to run the lease on until its pods are placed and counted by the inventory as allocated, or
 the lease closes; the lease controller then `release`s it.
 
+A match seen at 0 confirmations can be rolled back by a reorg; no GpuLease will then ever
+release its lease hold. So `won` records the match's block, and `rolled_back(fork)` turns the
+lease holds of matches above the fork back into bid holds whose window ends at the current
+head: the replayed stream wins them again within the grace if the match is still on the new
+chain, and `expire` frees the GPUs if it is not.
+
 `hold` checks the placement against the capacity left after every other hold and refuses
 one that does not fit (`Overbooked`): the one invariant this module exists for.
 """
@@ -57,6 +63,9 @@ class Reservation:
     held_at: float
     """Seconds on the caller's monotonic clock."""
     state: HoldState = HoldState.BID
+    matched_block: int | None = None
+    """The block of the match that made this a lease hold; None for a bid hold or a lease
+    restored from its GpuLease (confirmed, so no reorg takes it back)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +142,38 @@ class ReservationBook:
         self._holds[order_id] = reservation
         return reservation
 
-    def won(self, order_id: int) -> Reservation | None:
-        """The order was matched to us: keep its placement for the lease (no expiry now).
-        None when we held nothing for it (a restart lost the book)."""
+    def won(self, order_id: int, *, block: int | None = None) -> Reservation | None:
+        """The order was matched to us (in `block`, when the match may still be rolled back):
+        keep its placement for the lease (no expiry now). None when we held nothing for it
+        (a restart lost the book)."""
         reservation = self._holds.get(order_id)
         if reservation is None:
             return None
-        leased = replace(reservation, state=HoldState.LEASED)
+        if reservation.state is HoldState.LEASED and reservation.matched_block is None:
+            return reservation  # restored from its GpuLease: confirmed already
+        leased = replace(reservation, state=HoldState.LEASED, matched_block=block)
         self._holds[order_id] = leased
         return leased
+
+    def rolled_back(self, fork: int, *, head: int, now: float) -> list[Reservation]:
+        """A reorg replaced the blocks after `fork`: lease holds won in them are bid holds
+        again, expiring `match_grace_blocks` after `head` (or the timeout after `now`) unless
+        the replayed match wins them back. Returns the holds changed."""
+        changed: list[Reservation] = []
+        for reservation in list(self):
+            block = reservation.matched_block
+            if reservation.state is not HoldState.LEASED or block is None or block <= fork:
+                continue
+            pending = replace(
+                reservation,
+                state=HoldState.BID,
+                matched_block=None,
+                last_bid_block=head,
+                held_at=now,
+            )
+            self._holds[reservation.order_id] = pending
+            changed.append(pending)
+        return changed
 
     def release(self, order_id: int, reason: ReleaseReason) -> Released | None:
         reservation = self._holds.pop(order_id, None)
