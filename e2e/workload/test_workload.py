@@ -296,7 +296,11 @@ def test_a_killed_operator_loses_nothing_and_duplicates_nothing(
         time.sleep(random.uniform(0, 0.6))  # anywhere in the apply, or just before or after
     operator.kill(signal.SIGKILL)
     operator.start()
-    wait_for(lambda: _running(leases, name), f"{name} Running after the restart", timeout=90)
+    try:
+        wait_for(lambda: _running(leases, name), f"{name} Running after the restart", timeout=90)
+    except AssertionError as error:
+        pods = [(p.metadata.name, p.status.phase, p.spec.node_name) for p in _pods(core, name)]
+        raise AssertionError(f"{error}; status {leases.status(name)}; pods {pods}") from None
     apps = client.AppsV1Api(core.api_client)
     assert [d.metadata.name for d in apps.list_namespaced_deployment(name).items] == ["py-cuda"]
     assert len(apps.list_namespaced_replica_set(name).items) == 1
