@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PKG    := operator/gpu_provider
 
-.PHONY: help venv node tools test unit e2e soak lint fmt crds demo demo-down stack stack-down operator build-k8s
+.PHONY: help venv node tools test unit e2e soak bench-lifecycle lint fmt crds demo demo-down stack stack-down operator build-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ test: lint tools ## lint, unit tests, then e2e tests against the real local stac
 soak: tools ## the long crash-safety runs: 50 orders and 20 lease applies with random SIGKILLs of the operator (make test runs 10 and 1)
 	LIFECYCLE_CRASH_ORDERS=50 $(PY) -m pytest -q -s e2e/lifecycle/test_crash.py
 	WORKLOAD_KILLS=20 $(PY) -m pytest -q e2e/workload -k killed
+
+bench-lifecycle: tools ## issue 9's benchmark: a burst of 200 orders in one block, the bid engine with its real journal vs a bare script (bench/lifecycle/RESULTS.md)
+	BURST_ORDERS=200 $(PY) -m pytest -q -s -p no:cacheprovider bench/lifecycle/burst.py
 
 stack: tools ## start the local cluster and anvil in the background (.local/kubeconfig, .local/devnet.json)
 	$(PY) -m e2e.harness up
