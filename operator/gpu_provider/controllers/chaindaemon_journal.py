@@ -16,13 +16,16 @@ restart resumes the first transaction (same key, same nonce) instead.
 
 The `TxManager` sees one `IntentStore`: the union, routed by key. Puts to one backing store
 are serialized with a lock, because each store writes its whole list from a copy (two
-concurrent puts would otherwise lose one of them).
+concurrent puts would otherwise lose one of them); the bid store batches concurrent puts into
+one write itself (`chain/bidbatch.py`: a burst of bids would otherwise wait on hundreds of
+ConfigMap writes in a row).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Final
 
 from gpu_provider.chain.errors import ChainError
@@ -44,7 +47,11 @@ class RoutedIntentStore:
         self.main = main
         self.bids = bids
         self._prefix = prefix
-        self._locks = {id(main): asyncio.Lock(), id(bids): asyncio.Lock()}
+        # A store that batches its own writes (`BatchedIntentStore`) needs concurrent puts.
+        self._locks = {
+            id(store): None if getattr(store, "serializes_writes", False) else asyncio.Lock()
+            for store in (main, bids)
+        }
 
     def _of(self, key: str) -> IntentStore:
         return self.bids if key.startswith(self._prefix) else self.main
@@ -54,13 +61,17 @@ class RoutedIntentStore:
 
     async def put(self, intent: TxIntent) -> None:
         store = self._of(intent.key)
-        async with self._locks[id(store)]:
+        async with self._lock(store):
             await store.put(intent)
 
     async def delete(self, key: str) -> None:
         store = self._of(key)
-        async with self._locks[id(store)]:
+        async with self._lock(store):
             await store.delete(key)
+
+    def _lock(self, store: IntentStore) -> AbstractAsyncContextManager[object]:
+        lock = self._locks[id(store)]
+        return nullcontext() if lock is None else lock
 
     async def open_intents(self) -> list[TxIntent]:
         # Both: the transaction manager's nonces are one sequence over every open intent.

@@ -18,6 +18,7 @@ from web3 import AsyncWeb3
 
 from gpu_provider.api.v1alpha1.providernode import PendingTx, WalletSource
 from gpu_provider.chain.advertiser import Advertiser
+from gpu_provider.chain.bidbatch import BatchedIntentStore
 from gpu_provider.chain.contracts import Contracts
 from gpu_provider.chain.errors import WalletError
 from gpu_provider.chain.rpc import connect
@@ -133,7 +134,7 @@ class ChainSession:
             contracts = Contracts(w3, settings.contracts)
             store = RoutedIntentStore(
                 StatusIntentStore(persist, pending),
-                StatusIntentStore(persist_bids, bids, limit=BID_JOURNAL_LIMIT),
+                BatchedIntentStore(persist_bids, bids, limit=BID_JOURNAL_LIMIT),
             )
             tx = MeteredTxManager.from_settings(
                 w3, settings, wallet, store, error_abis=contracts.error_abis()
