@@ -135,7 +135,6 @@ def values_schema() -> Json:
                             }
                         ),
                         "terminationGracePeriodSeconds": INT,
-                        "leaseSecretsAccess": BOOL,
                         **pod_common(),
                     }
                 ),

@@ -103,8 +103,10 @@ def _dump(docs: list[dict[str, Any]]) -> str:
 
 def render_all() -> dict[Path, str]:
     docs = base_objects()
-    files: dict[Path, str] = {MANIFESTS / "base" / "namespace.yaml": _dump([namespace()])}
-    placed: set[int] = set()
+    # The release namespace, then the chart's own (the pull-Secret namespace).
+    namespaces = [namespace(), *(d for d in docs if d["kind"] == "Namespace")]
+    files: dict[Path, str] = {MANIFESTS / "base" / "namespace.yaml": _dump(namespaces)}
+    placed: set[int] = {id(d) for d in namespaces}
     for name, kinds in FILES.items():
         chosen = [d for d in docs if d["kind"] in kinds]
         placed.update(id(d) for d in chosen)
@@ -121,5 +123,7 @@ def render_all() -> dict[Path, str]:
     files[MANIFESTS / "base" / "kustomization.yaml"] = HEADER + yaml.safe_dump(
         kustomization, sort_keys=False
     )
-    files[MANIFESTS / "install.yaml"] = _dump([namespace(), *docs])
+    files[MANIFESTS / "install.yaml"] = _dump(
+        [*namespaces, *(d for d in docs if id(d) not in {id(n) for n in namespaces})]
+    )
     return files

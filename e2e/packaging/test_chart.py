@@ -26,6 +26,7 @@ from e2e.operator.conftest import (
     Chain,
     OperatorLauncher,
     condition,
+    delete_provider_node,
     example_provider,
     wait_for,
 )
@@ -38,8 +39,11 @@ from e2e.packaging.conftest import (
     REPO,
     Cluster,
 )
+from gpu_provider.render.labels import LEASE_ID_LABEL
+from gpu_provider.render.pullsecret import pull_secret_namespace
 
 CRDS = ("providernodes.gpuprovider.dev", "gpuleases.gpuprovider.dev")
+PULL_SECRETS = pull_secret_namespace(NAMESPACE)
 LEASE_NAME = "gpu-provider-operator"  # the chart's default; its Role names it
 
 
@@ -96,7 +100,9 @@ def test_install_creates_the_workloads_services_and_crds(release: Cluster) -> No
     notes = release.helm("get", "notes", RELEASE, "--namespace", NAMESPACE).stdout
     assert f"create secret generic {WALLET_SECRET}" in notes
     assert "kubectl wait --for=condition=Ready pn --all" in notes
-    assert "operator.leaseSecretsAccess is false" in notes
+    assert f"no other\nSecret of {NAMESPACE}" in notes
+    assert f"namespace\n{PULL_SECRETS}," in notes
+    core.read_namespace(PULL_SECRETS)  # the chart made it
     for name in CRDS:
         wait_for(lambda name=name: _established(release, name), f"CRD {name} established")
         crd = client.ApiextensionsV1Api(release.api).read_custom_resource_definition(name)
@@ -173,6 +179,9 @@ def test_operator_service_account_has_what_it_needs(release: Cluster, tmp_path: 
         ("create", "networkpolicies", "-n", "lease-7"),
         ("create", "deployments", "-n", "lease-7"),
         ("create", "secrets", "-n", "lease-7"),
+        ("deletecollection", "secrets", "-n", "lease-7"),
+        ("get", "secret/lease-7-pull-web", "-n", PULL_SECRETS),
+        ("deletecollection", "secrets", "-n", PULL_SECRETS),
     ):
         assert can_i(release, kc, *args), args
 
@@ -187,6 +196,9 @@ def test_operator_service_account_is_refused_the_rest(release: Cluster, tmp_path
         ("get", "secret/someone-elses", "-n", NAMESPACE),
         ("list", "secrets", "-n", NAMESPACE),
         ("get", "secrets", "-n", "lease-7"),
+        ("list", "secrets", "-n", "lease-7"),
+        ("list", "secrets", "-n", PULL_SECRETS),
+        ("watch", "secrets", "-n", PULL_SECRETS),
         ("get", "secrets", "-n", "kube-system"),
         ("create", "rolebindings", "-n", "lease-7"),
         ("create", "clusterroles"),
@@ -260,6 +272,14 @@ def test_gateway_and_agent_service_accounts(release: Cluster, tmp_path: Path) ->
     assert can_i(release, gw, "get", "pods/log", "-n", "lease-7")
     assert not can_i(release, gw, "create", "gpuleases.gpuprovider.dev", "-n", NAMESPACE)
     assert not can_i(release, gw, "get", "secrets", "-n", "lease-7")
+    # Tenants' pull Secrets: written and pruned in their own namespace, never read or listed;
+    # no Secret of the release namespace (the wallet's) is within its reach.
+    for verb in ("create", "patch", "deletecollection"):
+        assert can_i(release, gw, verb, "secrets", "-n", PULL_SECRETS), verb
+    for verb in ("get", "list", "watch"):
+        assert not can_i(release, gw, verb, "secrets", "-n", PULL_SECRETS), verb
+    for verb in ("get", "list", "create", "patch", "delete", "deletecollection"):
+        assert not can_i(release, gw, verb, "secrets", "-n", NAMESPACE), verb
     assert not can_i(release, gw, "patch", "providernodes.gpuprovider.dev")
     agent = _sa_config(release, f"{RELEASE}-gpu-provider-node-agent", tmp_path)
     assert can_i(release, agent, "patch", "nodes")
@@ -317,7 +337,6 @@ def _lease_steps(kubeconfig: Path) -> list[str]:
 
     from gpu_provider.kube.apply import apply_objects, delete_namespace, prune_objects
     from gpu_provider.kube.client import new_api_client
-    from gpu_provider.render.labels import LEASE_ID_LABEL
     from gpu_provider.render.objects import render_lease_objects
 
     spec, placement, stored = credentials_lease()
@@ -346,24 +365,89 @@ def test_lease_objects_are_applied_as_the_operator_service_account(
     release: Cluster, tmp_path: Path
 ) -> None:
     """The GpuLease controller's writes (namespace, quota, policies, ServiceAccount, pull
-    Secret, Services) pass RBAC and the admission policy. Pruning lists the lease's Secrets,
-    which only `operator.leaseSecretsAccess` grants (docs/install.md, Permissions)."""
+    Secret, Services) and its prune (Secrets by one deletecollection, never a list) pass RBAC
+    and the admission policy with the chart's defaults."""
     kc = _sa_config(release, OPERATOR_SA, tmp_path)
-    assert _lease_steps(kc) == ["prune: 403"]
-    release.helm(
-        "upgrade",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--set",
-        "operator.leaseSecretsAccess=true",
-    )
+    assert _lease_steps(kc) == []
+
+
+def test_the_lease_flow_runs_as_the_chart_service_account(
+    release: Cluster, chain: Chain, tmp_path: Path
+) -> None:
+    """The operator, authenticated as the chart's ServiceAccount, deploys a GpuLease whose
+    manifest names a tenant's pull Secret (stored where the gateway stores it) and tears it
+    down on Closing, with no request refused."""
+    from e2e.workload.conftest import Leases, new_lease_id, readme
+    from gpu_provider.render.namespace import lease_namespace_name
+    from gpu_provider.render.pullsecret import pull_secret_name
+
+    kc = _sa_config(release, OPERATOR_SA, tmp_path)
+    logs = LOCAL / f"e2e-packaging-lease-{uuid.uuid4().hex[:6]}"
+    logs.mkdir(parents=True)
+    launcher = OperatorLauncher(kc, chain, logs, LEASE_NAME)
+    custom = client.CustomObjectsApi(release.api)
+    core, apps = client.CoreV1Api(release.api), client.AppsV1Api(release.api)
+    networking = client.NetworkingV1Api(release.api)
+    pn = "chart-lease-provider"
+    lease_id = new_lease_id()
+    namespace = lease_namespace_name(lease_id)
+    pull = pull_secret_name(lease_id, "py-cuda")
+    leases = Leases(custom, NAMESPACE, pn)
     try:
-        wait_for(lambda: can_i(release, kc, "list", "secrets", "-n", "lease-1"), "list granted")
-        assert _lease_steps(kc) == []
+        operator = launcher.start()
+        custom.create_cluster_custom_object(PN_GROUP, PN_VERSION, PN_PLURAL, example_provider(pn))
+        # The tenant's credentials, where the gateway keeps them (render/pullsecret.py).
+        core.create_namespaced_secret(
+            PULL_SECRETS,
+            {
+                "metadata": {"name": pull, "labels": {LEASE_ID_LABEL: str(lease_id)}},
+                "type": "kubernetes.io/dockerconfigjson",
+                "stringData": {".dockerconfigjson": '{"auths":{}}'},
+            },
+        )
+        spec, placement = readme(lease_id)
+        name = leases.create(spec, placement, with_manifest=False)
+        manifest = spec.to_wire()["manifest"]
+        manifest["services"][0]["imagePullSecret"] = pull
+        leases.write_manifest(name, manifest)
+
+        def deployed() -> bool:
+            phase = leases.status(name).get("phase")
+            return phase in ("Deploying", "Running") or "Forbidden" in operator.log()
+
+        wait_for(deployed, "the lease deployed by the chart's operator", timeout=90)
+        wait_for(
+            lambda: (
+                apps.list_namespaced_deployment(namespace).items or "Forbidden" in operator.log()
+            ),
+            "the lease's workload",
+            timeout=60,
+        )
+        assert core.read_namespaced_resource_quota("lease", namespace).spec.hard
+        assert networking.list_namespaced_network_policy(namespace).items
+        copied = core.read_namespaced_secret(pull, namespace)  # the pull Secret, copied
+        assert copied.type == "kubernetes.io/dockerconfigjson"
+
+        leases.patch_status(name, {"phase": "Closing", "closeReason": "TenantClosed"})
+        wait_for(
+            lambda: leases.status(name).get("phase") == "Closed" or "Forbidden" in operator.log(),
+            "the lease Closed",
+            timeout=120,
+        )
+        assert leases.status(name).get("phase") == "Closed", operator.log()[-3000:]
+        with pytest.raises(client.ApiException) as gone:
+            core.read_namespace(namespace)
+        assert gone.value.status == 404
+        # Its stored credentials went with it (they cannot be owned across namespaces).
+        assert not core.list_namespaced_secret(
+            PULL_SECRETS, label_selector=f"{LEASE_ID_LABEL}={lease_id}"
+        ).items
+        log = operator.log()
+        assert "Forbidden" not in log, log[-3000:]
+        assert " 403" not in log, log[-3000:]
     finally:
-        release.helm("upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE)
+        launcher.stop_all()
+        delete_provider_node(custom, pn)
 
 
 def test_upgrade_with_a_changed_crd_updates_it(release: Cluster, tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from e2e.gateway.process import NO_VERIFY, Gateway
 from e2e.tenant_gateway.conftest import TENANT, TENANT_2, MakeLease
 from gpu_provider.gateway.leasestatus import SERVICE_LABEL
 from gpu_provider.market.auth import AUTH_HEADER, build_auth_header
+from gpu_provider.render.labels import LEASE_ID_LABEL
+from gpu_provider.render.pullsecret import pull_secret_namespace
 
 SDK_SERVICE_KEYS = {
     "name",
@@ -180,10 +182,12 @@ def test_the_readme_manifest_is_stored_once_with_its_credentials_in_a_secret(
     assert (service["name"], service["replicas"]) == ("py-cuda", 1)
     assert service["imagePullSecret"] == f"{name}-pull-py-cuda"
     assert "s3cr3t" not in json.dumps(stored)
-    secret = core.read_namespaced_secret(service["imagePullSecret"], lease_namespace)
+    # In the pull-Secret namespace, not next to the wallet (render/pullsecret.py).
+    pulls = pull_secret_namespace(lease_namespace)
+    secret = core.read_namespaced_secret(service["imagePullSecret"], pulls)
     config = json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))
     assert config["auths"]["quay.io"]["password"] == "s3cr3t-pw"
-    assert secret.metadata.owner_references[0].name == name
+    assert secret.metadata.labels[LEASE_ID_LABEL] == str(lease["spec"]["leaseId"])
 
     # Re-sent (a retry, same token and body; then a fresh token): 200, and no write.
     headers = signed()
@@ -208,7 +212,7 @@ def test_the_readme_manifest_is_stored_once_with_its_credentials_in_a_secret(
     assert after["services"][0]["env"] == [{"name": "JUPYTER_TOKEN", "value": "other"}]
     assert "imagePullSecret" not in after["services"][0]
     assert not core.list_namespaced_secret(
-        lease_namespace, label_selector=f"gpuprovider.dev/lease-id={lease['spec']['leaseId']}"
+        pulls, label_selector=f"gpuprovider.dev/lease-id={lease['spec']['leaseId']}"
     ).items
 
 

@@ -141,22 +141,48 @@ def test_gateway_behind_a_tls_terminating_ingress_has_no_certificate() -> None:
     assert "tls" not in [v["name"] for v in spec["volumes"]]
 
 
-def test_operator_reads_only_its_wallet_secrets_by_default() -> None:
+def test_operator_reads_only_its_wallet_and_the_pull_secrets() -> None:
     docs = objects("--set-json", 'wallet.secretNames=["w1","w2"]')
-    rules = [
-        rule
+    readers = [
+        (d["kind"], d["metadata"].get("namespace"), rule)
         for d in docs
         if d["kind"] in ("Role", "ClusterRole") and d["metadata"]["name"].endswith("operator")
         for rule in d["rules"]
+        if "secrets" in rule["resources"] and {"get", "list", "watch"} & set(rule["verbs"])
+    ]
+    assert readers == [
+        (
+            "Role",
+            "gp-system",
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": ["w1", "w2"],
+                "verbs": ["get"],
+            },
+        ),
+        (
+            "Role",
+            "gp-system-pull-secrets",
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "deletecollection"]},
+        ),
+    ]
+
+
+def test_gateway_reads_no_secret() -> None:
+    docs = objects()
+    rules = [
+        rule
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole") and d["metadata"]["name"].endswith("gateway")
+        for rule in d["rules"]
         if "secrets" in rule["resources"]
     ]
-    readers = [r for r in rules if {"get", "list", "watch"} & set(r["verbs"])]
-    assert readers == [
+    assert rules == [
         {
             "apiGroups": [""],
             "resources": ["secrets"],
-            "resourceNames": ["w1", "w2"],
-            "verbs": ["get"],
+            "verbs": ["create", "patch", "deletecollection"],
         }
     ]
 

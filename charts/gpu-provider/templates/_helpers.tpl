@@ -116,3 +116,8 @@ imagePullSecrets:
 {{- $op := .Values.config.operator | default dict -}}
 {{- ($op.probe_port | default 8080) -}}
 {{- end -}}
+
+{{/* Where the gateway keeps tenants' pull Secrets: render/pullsecret.py pull_secret_namespace. */}}
+{{- define "gp.pullSecretNamespace" -}}
+{{- printf "%s-pull-secrets" .Release.Namespace | trunc 63 | trimSuffix "-" -}}
+{{- end }}

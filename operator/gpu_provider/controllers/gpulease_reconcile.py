@@ -55,10 +55,12 @@ from gpu_provider.kube.children import (
     read_children,
     read_secrets,
 )
+from gpu_provider.kube.leases import delete_pull_secrets
 from gpu_provider.kube.providernodes import ProviderNodeGone, read_provider_node
 from gpu_provider.render.labels import LEASE_ID_LABEL
 from gpu_provider.render.namespace import lease_namespace_name
 from gpu_provider.render.objects import LeaseObjects, render_lease_objects
+from gpu_provider.render.pullsecret import pull_secret_namespace
 from gpu_provider.render.services import forwarded_ports, lease_uris
 
 __all__ = ["LeaseLoop", "Outcome", "reconcile_gpulease", "teardown"]
@@ -68,6 +70,7 @@ log = logging.getLogger(__name__)
 CLOSING_POLL_SECONDS: Final = 10.0
 """A backstop: the namespace's deletion event wakes the loop at once."""
 _WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet")
+_QUOTA_KINDS: Final = ("ResourceQuota", "LimitRange")
 
 
 @dataclass
@@ -104,7 +107,12 @@ def _fingerprint(objects: Sequence[Mapping[str, Any]]) -> str:
 
 
 async def teardown(ctx: OperatorContext, lease_id: str) -> bool:
-    """Delete the lease namespace; True once it is gone."""
+    """Delete the lease's pull Secrets and namespace; True once the namespace is gone."""
+    # The stored credentials cannot be owned by the GpuLease (another namespace): the close
+    # deletes them (again on each poll until the namespace is gone: cheap, and idempotent).
+    await delete_pull_secrets(
+        ctx.api, pull_secret_namespace(ctx.settings.namespace), f"{LEASE_ID_LABEL}={lease_id}"
+    )
     namespace = lease_namespace_name(int(lease_id))
     if await delete_namespace(ctx.api, namespace):
         return True
@@ -190,9 +198,10 @@ async def _render(
     network = await ctx.workloads.network(ctx.api, ctx.settings.operator)
     assert spec.manifest is not None
     wanted = sorted({s.image_pull_secret for s in spec.manifest.services if s.image_pull_secret})
-    # The gateway stores the tenant's credentials next to the GpuLease; a copy goes into the
-    # lease namespace under the same name.
-    secrets = await read_secrets(ctx.api, namespace, wanted) if wanted else []
+    # The gateway stores the tenant's credentials in the pull-Secret namespace (read by name:
+    # the operator may not list there); a copy goes into the lease namespace, same name.
+    where = pull_secret_namespace(namespace)
+    secrets = await read_secrets(ctx.api, where, wanted) if wanted else []
     objects = render_lease_objects(
         spec, status.placement, provider_spec.lease_defaults, network, pull_secrets=secrets
     )
@@ -208,18 +217,45 @@ async def _apply(
     workload whose immutable fields changed (selector, claims) is replaced."""
     api = ctx.api
     ordered = objects.ordered()
-    # The namespace first; then, together, what admits or confines Pods (quota, limits,
-    # policies, identity, Secrets) and the Services; the workloads last, once the quota is
-    # counted (until then the quota admission refuses every Pod).
+    # The namespace first; then, together, policies, identity, Secrets, Services, Ingresses;
+    # then the quota and limits; the workloads last, once the quota is counted (until then
+    # the quota admission refuses every Pod). The Services go before the quota because the
+    # quota admission charges a create before it is stored and never gives the charge back
+    # when the store fails: a create cut off by a SIGKILL of the operator leaves `used` one
+    # higher until the quota controller's periodic full recount (minutes), and the next
+    # apply of that Service is refused (`exceeded quota: services=2`). A Service created
+    # before the quota exists is never charged, only counted.
     await apply_object(api, objects.namespace)
-    rest = [o for o in ordered[1:] if o["kind"] not in _WORKLOAD_KINDS]
-    await asyncio.gather(*(apply_object(api, obj) for obj in rest))
+    if prune:
+        # What the new manifest dropped goes first: a renamed service's old Services would
+        # otherwise still hold the quota's `services` when its new ones are created.
+        selector = f"{LEASE_ID_LABEL}={spec.lease_id}"
+        await prune_objects(api, lease_namespace_name(int(spec.lease_id)), selector, ordered)
+    rest = [o for o in ordered[1:] if o["kind"] not in (*_WORKLOAD_KINDS, *_QUOTA_KINDS)]
+    await asyncio.gather(*(_apply_charged(api, obj, objects.quota) for obj in rest))
+    await asyncio.gather(*(apply_object(api, obj) for obj in objects.quota))
     if objects.workloads:
         await wait_quota_counted(api, objects.namespace["metadata"]["name"], "lease")
     await asyncio.gather(*(_apply_workload(api, obj) for obj in objects.workloads))
-    if prune:
-        selector = f"{LEASE_ID_LABEL}={spec.lease_id}"
-        await prune_objects(api, lease_namespace_name(int(spec.lease_id)), selector, ordered)
+
+
+async def _apply_charged(
+    api: Any, obj: Mapping[str, Any], quota: Sequence[Mapping[str, Any]]
+) -> None:
+    """Apply; a Service the quota refuses though the render fits it was refused on a stale
+    count (a charge for a create that was never stored, see `_apply`): the ResourceQuota is
+    replaced, which makes the quota controller count what exists, and the Service applied
+    again (created while the new quota is not yet counted, so not charged)."""
+    try:
+        await apply_object(api, obj)
+    except ApplyRefused as refused:
+        if refused.kind != "Service" or "exceeded quota" not in str(refused):
+            raise
+        meta = obj["metadata"]
+        for stale in (q for q in quota if q["kind"] == "ResourceQuota"):
+            await delete_object(api, "ResourceQuota", meta["namespace"], stale["metadata"]["name"])
+            await apply_object(api, stale)
+        await apply_object(api, obj)
 
 
 async def _apply_workload(api: Any, obj: Mapping[str, Any]) -> None:

@@ -24,16 +24,14 @@ import hashlib
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
 from gpu_provider.api.manifest import Manifest, ManifestError, manifest_sha256, parse_manifest
 from gpu_provider.api.manifest_policy import manifest_refusal
-from gpu_provider.api.v1alpha1.common import API_VERSION
 from gpu_provider.api.v1alpha1.gpulease import (
-    GPU_LEASE_KIND,
     ChainLeaseState,
     LeaseManifest,
     LeasePhase,
@@ -51,7 +49,11 @@ from gpu_provider.gateway.leaseaccess import (
 from gpu_provider.kube import leases
 from gpu_provider.market.auth import AuthError
 from gpu_provider.render.labels import COMPONENT_LABEL, LEASE_ID_LABEL
-from gpu_provider.render.pullsecret import PULL_SECRET_COMPONENT, pull_secrets
+from gpu_provider.render.pullsecret import (
+    PULL_SECRET_COMPONENT,
+    pull_secret_namespace,
+    pull_secrets,
+)
 
 __all__ = ["ACCEPTING_PHASES", "routes"]
 
@@ -136,17 +138,6 @@ async def _validated(context: TenantContext, lease: LeaseView, body: bytes) -> M
     return manifest
 
 
-def _owner(lease: LeaseView) -> dict[str, Any]:
-    metadata = lease.body["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": GPU_LEASE_KIND,
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "blockOwnerDeletion": False,
-    }
-
-
 async def _store(context: TenantContext, lease: LeaseView, manifest: Manifest, sha: str) -> None:
     """Credentials first, then the manifest that names them: a crash between the two leaves
     Secrets the next upload overwrites, never a manifest naming a Secret that is missing."""
@@ -155,8 +146,7 @@ async def _store(context: TenantContext, lease: LeaseView, manifest: Manifest, s
         lease_id=lease.lease_id,
         tenant=lease.spec.tenant,
         provider_node=lease.spec.provider_node,
-        namespace=context.namespace,
-        owner=_owner(lease),
+        namespace=pull_secret_namespace(context.namespace),
     )
     selector = f"{LEASE_ID_LABEL}={lease.lease_id},{COMPONENT_LABEL}={PULL_SECRET_COMPONENT}"
     names = {service: body["metadata"]["name"] for service, body in secrets.items()}
@@ -166,7 +156,7 @@ async def _store(context: TenantContext, lease: LeaseView, manifest: Manifest, s
     try:
         await leases.apply_pull_secrets(
             context.api,
-            context.namespace,
+            pull_secret_namespace(context.namespace),
             selector,
             {body["metadata"]["name"]: body for body in secrets.values()},
         )

@@ -27,6 +27,7 @@ __all__ = [
     "AppliedObject",
     "ApplyRefused",
     "apply_objects",
+    "delete_collection",
     "delete_namespace",
     "prune_objects",
     "wait_quota_counted",
@@ -174,6 +175,37 @@ async def delete_object(api: client.ApiClient, kind: str, namespace: str, name: 
             raise
 
 
+async def delete_collection(
+    api: client.ApiClient,
+    kind: str,
+    namespace: str,
+    selector: str,
+    *,
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """Delete the objects of `kind` that match `selector`, but those named in `exclude`, with
+    one `deletecollection` (a right RBAC grants without `list` or `get`); their names."""
+    where = KINDS[kind]
+    fields = ",".join(f"metadata.name!={name}" for name in exclude)
+    query = [("labelSelector", selector), ("propagationPolicy", "Background")]
+    if fields:
+        query.append(("fieldSelector", fields))
+    try:
+        answer = await off_loop(
+            _call,
+            api,
+            "DELETE",
+            f"{where.prefix}/namespaces/{namespace}/{where.plural}",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+        )
+    except ApiException as error:
+        if error.status == 404:  # the namespace is gone: nothing left to delete
+            return []
+        raise
+    return [str((i.get("metadata") or {}).get("name")) for i in answer.get("items") or []]
+
+
 async def prune_objects(
     api: client.ApiClient,
     namespace: str,
@@ -184,9 +216,16 @@ async def prune_objects(
     (a service the new manifest dropped, a Deployment that became a StatefulSet); returns
     `Kind/name` of each deleted."""
     wanted = {(str(o["kind"]), str(o["metadata"]["name"])) for o in keep}
-    deleted = []
+    deleted: list[str] = []
     for kind in PRUNED:
         where = KINDS[kind]
+        if kind == "Secret":
+            # Never listed: RBAC cannot grant `list` on Secrets but cluster-wide, which would
+            # make every Secret readable. One delete of the lease's others, by label and name.
+            keep_names = sorted(name for k, name in wanted if k == kind)
+            gone = await delete_collection(api, kind, namespace, selector, exclude=keep_names)
+            deleted.extend(f"{kind}/{name}" for name in gone)
+            continue
         listed = await off_loop(
             _call,
             api,

@@ -7,8 +7,9 @@ Writes:
   caller reads again). Nothing else of the spec is touched. The manifest's `services` list
   is replaced whole, so a new manifest replaces the old one.
 - `apply_pull_secrets`: server-side apply of each registry-credentials Secret (field
-  manager `gpu-provider`), and deletion of the lease's credentials Secrets the new manifest
-  no longer has.
+  manager `gpu-provider`) in the pull-Secret namespace (`render.pullsecret`), and deletion of
+  the lease's credentials Secrets the new manifest no longer has (a `deletecollection`: the
+  gateway can neither list nor read Secrets).
 - `request_close`: the annotation `gpuprovider.dev/close-requested-at` on a GpuLease, which
   asks the lease controller to check the chain now (it closes only on chain evidence).
 """
@@ -23,12 +24,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, VERSION
+from gpu_provider.kube.apply import delete_collection
 from gpu_provider.kube.client import FIELD_MANAGER, off_loop
 
 __all__ = [
     "CLOSE_REQUESTED_ANNOTATION",
     "LeaseConflict",
     "apply_pull_secrets",
+    "delete_pull_secrets",
     "list_lease_objects",
     "list_tenant_leases",
     "pod_log",
@@ -113,38 +116,52 @@ async def apply_pull_secrets(
     lease_selector: str,
     secrets: Mapping[str, Mapping[str, Any]],
 ) -> None:
-    """Apply `secrets` (name -> body); delete the lease's other credentials Secrets."""
+    """Apply `secrets` (name -> body) in `namespace`; delete the lease's other credentials
+    Secrets there with one `deletecollection` (never a list or a read: the gateway may not)."""
     core = client.CoreV1Api(api)
     for name, body in secrets.items():
-        await off_loop(
-            core.patch_namespaced_secret,
-            name,
-            namespace,
-            dict(body),
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=_APPLY_PATCH,
-            _request_timeout=_TIMEOUT,
-        )
-    existing = await off_loop(
-        core.list_namespaced_secret,
+        try:
+            await _apply_secret(core, namespace, name, body)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            # The chart creates the namespace; a development gateway running with a
+            # kubeconfig that may create namespaces makes it here.
+            await _create_namespace(core, namespace)
+            await _apply_secret(core, namespace, name, body)
+    await delete_collection(api, "Secret", namespace, lease_selector, exclude=sorted(secrets))
+
+
+async def _apply_secret(
+    core: client.CoreV1Api, namespace: str, name: str, body: Mapping[str, Any]
+) -> None:
+    await off_loop(
+        core.patch_namespaced_secret,
+        name,
         namespace,
-        label_selector=lease_selector,
+        dict(body),
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type=_APPLY_PATCH,
         _request_timeout=_TIMEOUT,
     )
-    for secret in existing.items:
-        name = str(secret.metadata.name) if secret.metadata else ""
-        if name and name not in secrets:
-            try:
-                await off_loop(
-                    core.delete_namespaced_secret,
-                    name,
-                    namespace,
-                    _request_timeout=_TIMEOUT,
-                )
-            except ApiException as error:
-                if error.status != 404:
-                    raise
+
+
+async def _create_namespace(core: client.CoreV1Api, namespace: str) -> None:
+    try:
+        await off_loop(
+            core.create_namespace,
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)),
+            _request_timeout=_TIMEOUT,
+        )
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
+async def delete_pull_secrets(api: client.ApiClient, namespace: str, lease_selector: str) -> None:
+    """Delete every credentials Secret of a lease (it is closing)."""
+    await delete_collection(api, "Secret", namespace, lease_selector)
 
 
 async def list_tenant_leases(

@@ -1,12 +1,16 @@
 """Registry credentials from a tenant's manifest, as image pull Secrets (never in the GpuLease).
 
-The gateway stores them in the operator's namespace, one Secret per service that has
-credentials, named `lease-<id>-pull-<service>`, labelled with the lease, and owned by the
-GpuLease (deleting the lease deletes them). The lease namespace does not exist yet when the
-manifest arrives (the GpuLease controller creates it), and the gateway is given no right to
-create namespaces: the controller copies each Secret into `lease-<id>` under the same name,
-which `spec.manifest.services[].imagePullSecret` records, and the pod's `imagePullSecrets`
-names it there.
+The gateway stores them in a namespace of their own, `<operator namespace>-pull-secrets`
+(`pull_secret_namespace`), one Secret per service that has credentials, named
+`lease-<id>-pull-<service>` and labelled with the lease. Not in the operator's namespace: the
+gateway deletes a lease's stale ones and the operator reads them by a name RBAC cannot list in
+advance, so whoever may do that in a namespace may do it to every Secret there, and the wallet
+Secret must not be one of them. The lease namespace does not exist yet when the manifest
+arrives (the GpuLease controller creates it), and the gateway is given no right to create
+namespaces: the controller copies each Secret into `lease-<id>` under the same name, which
+`spec.manifest.services[].imagePullSecret` records, and the pod's `imagePullSecrets` names it
+there. A Secret cannot be owned by a GpuLease of another namespace: the controller deletes
+the lease's pull Secrets when the lease closes.
 """
 
 from __future__ import annotations
@@ -18,10 +22,23 @@ from typing import Any, Final
 from gpu_provider.api.manifest import Credentials, Manifest
 from gpu_provider.render.labels import lease_labels
 
-__all__ = ["PULL_SECRET_COMPONENT", "PULL_SECRET_TYPE", "pull_secret_name", "pull_secrets"]
+__all__ = [
+    "PULL_SECRET_COMPONENT",
+    "PULL_SECRET_TYPE",
+    "pull_secret_name",
+    "pull_secret_namespace",
+    "pull_secrets",
+]
 
 PULL_SECRET_COMPONENT: Final = "registry-credentials"  # noqa: S105 - a label value
 PULL_SECRET_TYPE: Final = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a Secret type
+
+
+def pull_secret_namespace(operator_namespace: str) -> str:
+    """Where the gateway keeps pull Secrets (the chart creates it, with the same name)."""
+    # Helm: printf "%s-pull-secrets" | trunc 63 | trimSuffix "-" gives the same name.
+    name = f"{operator_namespace}-pull-secrets"[:63]
+    return name[:-1] if name.endswith("-") else name
 
 
 def pull_secret_name(lease_id: int, service: str) -> str:
