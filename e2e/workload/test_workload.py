@@ -312,6 +312,50 @@ def test_a_killed_operator_loses_nothing_and_duplicates_nothing(
     wait_for(lambda: leases.status(name).get("phase") == "Closed", f"{name} Closed")
 
 
+def test_a_stale_quota_charge_does_not_refuse_the_lease_services(
+    leases: Leases, operator: Operator, core: client.CoreV1Api
+) -> None:
+    """A Service create cut off by a SIGKILL is charged to the quota but never stored (the
+    quota admission gives no charge back; only the quota controller's periodic recount, minutes
+    later, does): `make soak` saw the restarted operator's Services refused for good with
+    `exceeded quota: services=2`. The stale charge is written here by hand, deterministically."""
+    model = leases.create(*_a100_lease())
+    wait_for(lambda: _running(leases, model), f"{model} Running", timeout=90)
+    hard = core.read_namespaced_resource_quota("lease", model).spec.hard
+    leases.patch_status(model, {"phase": "Closing", "closeReason": "TenantClosed"})
+    wait_for(lambda: leases.status(model).get("phase") == "Closed", f"{model} Closed")
+    spec, placement = _a100_lease()
+    namespace = f"lease-{spec.lease_id}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    # The same quota the render makes (so applying it changes no limit and starts no recount),
+    # once counted, then charged for two Services that do not exist.
+    quota = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="lease"), spec=client.V1ResourceQuotaSpec(hard=hard)
+    )
+    core.create_namespaced_resource_quota(namespace, quota)
+
+    def counted() -> dict[str, str] | None:
+        used = core.read_namespaced_resource_quota("lease", namespace).status.used
+        return used if used and set(used) == set(hard) else None
+
+    used = wait_for(counted, f"{namespace}'s quota counted", timeout=30)
+    assert used is not None
+    stale = {"status": {"hard": hard, "used": {**used, "services": "2"}}}
+    core.patch_namespaced_resource_quota_status("lease", namespace, stale)
+    name = leases.create(spec, placement)
+    assert name == namespace
+    try:
+        wait_for(lambda: _running(leases, name), f"{name} Running despite the stale charge", 60)
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}; status {leases.status(name)}; {operator.log()[-3000:]}"
+        ) from None
+    assert len(core.list_namespaced_service(name).items) == 2  # ClusterIP and NodePort
+    assert core.read_namespaced_resource_quota("lease", name).status.used["services"] == "2"
+    leases.patch_status(name, {"phase": "Closing", "closeReason": "TenantClosed"})
+    wait_for(lambda: leases.status(name).get("phase") == "Closed", f"{name} Closed")
+
+
 def _exists(core: client.CoreV1Api, namespace: str) -> bool:
     try:
         core.read_namespace(namespace)

@@ -98,7 +98,7 @@ def _call(
     *,
     query_params: list[tuple[str, str]] | None = None,
     header_params: dict[str, str] | None = None,
-    body: str | None = None,
+    body: str | Mapping[str, Any] | None = None,
 ) -> Any:
     """One REST call through the client's own serialisation and credentials."""
     # What the generated client's own methods do: serialise, send, read, raise on an error.
@@ -160,7 +160,8 @@ async def apply_objects(
 async def delete_object(api: client.ApiClient, kind: str, namespace: str, name: str) -> None:
     """Delete one object (gone already is fine); dependents go in the background."""
     where = KINDS[kind]
-    body = json.dumps({"propagationPolicy": "Background"})
+    # A dict: the client serialises a JSON body itself (a str would be sent as a JSON string).
+    body = {"propagationPolicy": "Background"}
     try:
         await off_loop(
             _call,
