@@ -76,6 +76,10 @@ async def orders(operator: OperatorProcess, market: Market) -> dict[str, PlacedO
     return {what: await market.tenant.create_order(order) for what, order in wanted.items()}
 
 
+def _with_phase(lease: dict[str, Any] | None) -> dict[str, Any] | None:
+    return lease if lease and (lease.get("status") or {}).get("phase") else None
+
+
 async def test_servable_orders_are_bid_matched_and_become_gpuleases_the_rest_skipped(
     operator: OperatorProcess,
     orders: dict[str, PlacedOrder],
@@ -86,9 +90,10 @@ async def test_servable_orders_are_bid_matched_and_become_gpuleases_the_rest_ski
     ours = chain.provider
     for what in ("h100", "a100"):
         order_id = orders[what].order_id
+        # The GpuLease is created first and its status written right after: wait for both.
         lease = await until(
-            lambda order_id=order_id: gpuleases(api_client).get(order_id),
-            f"the {what} order's GpuLease",
+            lambda order_id=order_id: _with_phase(gpuleases(api_client).get(order_id)),
+            f"the {what} order's GpuLease with its phase",
             within=90,
         )
         assert lease["status"]["phase"] == "AwaitingManifest"
