@@ -19,7 +19,6 @@ with no eligible bid is left OPEN (the tenant can cancel it) and forgotten.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,9 +28,9 @@ from typing import Any, Final
 from eth_account.signers.local import LocalAccount
 
 from gpu_provider.chain.contracts import load_abi
-from gpu_provider.chain.errors import RpcError, RpcUnavailable
 from gpu_provider.chain.events import Checkpoint, Delivery, EventSource, EventStream
 from gpu_provider.devnet.errors import DevnetError
+from gpu_provider.devnet.following import catch_up, poll_until_cancelled
 from gpu_provider.devnet.session import DevnetChain
 from gpu_provider.market.pricing import base_units_per_block_to_usd_per_hour
 
@@ -231,33 +230,10 @@ class Matchmaker:
             self.checkpoint,
             "eager: match on the first eligible bid" if self.eager else "match when windows close",
         )
-        try:
-            while True:
-                try:
-                    await self.poll_once()
-                except (RpcUnavailable, RpcError) as error:
-                    log.warning(
-                        "RPC unavailable (%s); retrying in %.1f s", error, self.poll_interval
-                    )
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            await self._stream.aclose()
+        await poll_until_cancelled(self.poll_once, self._stream, self.poll_interval, log)
 
     async def _catch_up(self, head: int) -> None:
-        """Handle every event up to `head`."""
-        stream = self._stream
-        while True:
-            done = stream.checkpoint
-            if done.block_number >= head and done.log_index is None:
-                return
-            # Events of the head block may be the last ones there: then no "block done"
-            # marker follows until a new block, so stop waiting once the stream is idle.
-            idle = None if done.block_number < head else stream.poll_interval
-            try:
-                delivery = await asyncio.wait_for(anext(stream), idle)
-            except TimeoutError:
-                return
-            self._take(delivery)
+        await catch_up(self._stream, head, self._take)
 
     def _take(self, delivery: Delivery) -> None:
         event = delivery.event

@@ -16,7 +16,6 @@ it. Per poll it:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,9 +25,9 @@ from typing import Final
 from eth_account.signers.local import LocalAccount
 
 from gpu_provider.chain.contracts import load_abi
-from gpu_provider.chain.errors import RpcError, RpcUnavailable
 from gpu_provider.chain.events import Checkpoint, Delivery, EventSource, EventStream
 from gpu_provider.devnet.errors import DevnetError
+from gpu_provider.devnet.following import catch_up, poll_until_cancelled
 from gpu_provider.devnet.session import DevnetChain
 
 __all__ = ["DEFAULT_DELAY", "Verdict", "Verification", "Verifier"]
@@ -130,32 +129,10 @@ class Verifier:
             "REJECTS" if self.reject else "approves",
             self.delay,
         )
-        try:
-            while True:
-                try:
-                    await self.poll_once()
-                except (RpcUnavailable, RpcError) as error:
-                    log.warning(
-                        "RPC unavailable (%s); retrying in %.1f s", error, self.poll_interval
-                    )
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            await self._stream.aclose()
+        await poll_until_cancelled(self.poll_once, self._stream, self.poll_interval, log)
 
     async def _catch_up(self, head: int) -> None:
-        stream = self._stream
-        while True:
-            done = stream.checkpoint
-            if done.block_number >= head and done.log_index is None:
-                return
-            # The head block's events may be its last: no "block done" marker follows until
-            # a new block, so stop waiting once the stream is idle (as the matchmaker does).
-            idle = None if done.block_number < head else stream.poll_interval
-            try:
-                delivery = await asyncio.wait_for(anext(stream), idle)
-            except TimeoutError:
-                return
-            self._take(delivery)
+        await catch_up(self._stream, head, self._take)
 
     def _take(self, delivery: Delivery) -> None:
         event = delivery.event
