@@ -9,7 +9,9 @@ the chain has not used yet is either held by an open intent, or by nothing:
   died before the broadcast): that intent is driven to an end here, in the background,
   which broadcasts it exactly as journaled (or fails it and frees its nonce);
 - held by nothing (taken, then abandoned before it was journaled): a zero-value transfer to
-  ourselves uses it up, re-priced every `replace_after` like any other transaction.
+  ourselves uses it up, re-priced every `replace_after` like any other transaction; the
+  sender that abandons it starts that at once (`fill_soon`), the waiting loops try again;
+- in flight (taken, its journal write or broadcast under way): left alone.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ class Gaps:
         key_locks: KeyedLocks,
         finish_abandoned: Callable[[str], Awaitable[None]],
         refill_after: float,
+        in_flight: Callable[[], frozenset[int]],
     ) -> None:
         self._send = sender
         self._store = store
         self._key_locks = key_locks
         self._finish_abandoned = finish_abandoned
         self._refill_after = refill_after
+        self._in_flight = in_flight
+        self._filling: set[asyncio.Task[None]] = set()
         self._fillers: dict[int, float] = {}  # nonce -> when a self-transfer was sent for it
         self._abandoned: dict[str, asyncio.Task[None]] = {}
 
@@ -55,8 +60,11 @@ class Gaps:
         holders = {
             i.nonce: i for i in await self._store.open_intents() if i.sender == self._send.address
         }
+        in_flight = self._in_flight()
         for nonce in range(latest, below):
             holder = holders.get(nonce)
+            if nonce in in_flight:
+                continue  # taken, its journal write and broadcast under way: not a gap
             if holder is None:
                 await self.fill(nonce)
             elif not self._key_locks.busy(holder.key) and holder.key not in self._abandoned:
@@ -81,6 +89,21 @@ class Gaps:
         except Exception:
             log.exception("finishing abandoned intent %r failed", key)
 
+    def fill_soon(self, nonce: int) -> None:
+        """`fill` in the background: a nonce just abandoned below ones already taken."""
+        task = asyncio.create_task(self._fill_logged(nonce), name=f"fill-nonce-{nonce}")
+        self._filling.add(task)
+        task.add_done_callback(self._filling.discard)
+
+    async def _fill_logged(self, nonce: int) -> None:
+        try:
+            await self.fill(nonce)
+        except ChainError as exc:
+            # The waiting loop of the transaction behind it tries again (`unblock`).
+            log.warning("filling nonce %d: %s", nonce, exc)
+        except Exception:
+            log.exception("filling nonce %d failed", nonce)
+
     async def fill(self, nonce: int) -> None:
         """Use up `nonce` with a zero-value self-transfer (again, re-priced, once the last
         one has had `refill_after` seconds)."""
@@ -98,7 +121,7 @@ class Gaps:
             log.warning("filling nonce %d failed: %s", nonce, detail)
 
     async def aclose(self) -> None:
-        tasks = list(self._abandoned.values())
+        tasks = [*self._abandoned.values(), *self._filling]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -92,10 +92,17 @@ class TxManager:
             rpc_retries=self.timings.rpc_retries,
         )
         self.nonces = NonceAllocator(self._send.pending_nonce, self._held_nonces)
-        self._attempts = Attempts(self._send, store, self.nonces, self.timings.max_attempts)
         self._key_locks = KeyedLocks()
         self._gaps = Gaps(
-            self._send, store, self._key_locks, self._finish_abandoned, self.timings.replace_after
+            self._send,
+            store,
+            self._key_locks,
+            self._finish_abandoned,
+            self.timings.replace_after,
+            self.nonces.in_flight,
+        )
+        self._attempts = Attempts(
+            self._send, store, self.nonces, self.timings.max_attempts, self._gaps.fill_soon
         )
 
     @classmethod
@@ -199,6 +206,8 @@ class TxManager:
     async def _create(self, key: str, request: TxRequest) -> TxIntent:
         gas = request.gas or await self._send.estimate_gas(request, self._error_abis)
         fees = await self._send.current_fees()
+        # Only the nonce and the signature are taken under the lock; the journal write and the
+        # broadcast follow it (in nonce order), so concurrent sends share journal writes.
         async with self.nonces.lock:
             intent = TxIntent(
                 key=key,
@@ -211,9 +220,8 @@ class TxManager:
                 nonce=await self.nonces.take(),
                 purpose=request.purpose or ("call" if request.data != "0x" else "transfer"),
             )
-            return await self._attempts.sign_record_broadcast(
-                intent, fees, fresh=True, renonce=True
-            )
+            staged = self._attempts.stage(intent, fees)
+        return await self._attempts.complete(staged)
 
     # -- waiting -----------------------------------------------------------------------------
 
