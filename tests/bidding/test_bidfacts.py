@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from gpu_provider.chain.bidfacts import capacity_of, inventory_reservations, provider_facts
+from gpu_provider.chain.bidfacts import (
+    capacity_of,
+    inventory_reservations,
+    placed_lease_gpus,
+    provider_facts,
+)
 from gpu_provider.inventory import build_inventory
 from gpu_provider.market.bidding import Bid, evaluate_order
 from gpu_provider.market.reservations import ReservationBook
@@ -81,3 +86,42 @@ def test_capacity_comes_from_the_inventory_and_holds_shrink_the_advertised_offer
     assert advertised.offer_units() == {51: 8}
     assert capacity_of(advertised) == capacity
     assert book.capacity(capacity_of(advertised)).free_gpus("h100") == 8
+
+
+def test_a_deploying_leases_gpus_leave_the_offer_once_not_twice() -> None:
+    """Between its Pods being placed and the lease check releasing its hold, a won lease's
+    GPUs were both held and allocated: the offer dropped by twice the lease's GPUs (12 → 14
+    H100 in the demo's log two seconds later, one extra attributes transaction per deploy)."""
+    node_spec = builders.spec()
+    nodes = [builders.node("gpu-0"), builders.node("gpu-1")]
+    capacity = capacity_of(build_inventory(nodes, [], node_spec))
+    book = ReservationBook(60)
+    decision = evaluate_order(
+        order(spec(service(gpus=gpu(4, "h100"))), token=USDT),
+        provider_facts(node_spec, address="0xabc", tier=4, blocks_per_hour=1800),
+        book.capacity(capacity),
+    )
+    assert isinstance(decision, Bid)
+    book.hold(9, decision.placement, capacity, price_per_block=1, last_bid_block=1, now=0)
+    book.won(9)
+    (node,) = decision.placement.by_node()
+
+    def offered(pods: list[dict[str, object]]) -> int:
+        held = inventory_reservations(book, placed_lease_gpus(pods))
+        return sum(
+            build_inventory(nodes, pods, node_spec, reservations=held).offer_units().values()
+        )
+
+    assert offered([]) == 12  # awaiting its manifest: held
+    lease_pod = builders.pod(node, gpus=4)
+    lease_pod["metadata"]["namespace"] = "lease-9"
+    assert offered([lease_pod]) == 12  # deploying: allocated to its Pod, no longer held too
+    half = builders.pod(node, gpus=2)
+    half["metadata"]["namespace"] = "lease-9"
+    assert offered([half]) == 12  # one of two replicas placed: 2 allocated + 2 still held
+    other = builders.pod(node, gpus=4)
+    other["metadata"]["namespace"] = "lease-10"
+    assert offered([other]) == 8  # another lease's Pod does not free this one's hold
+    pending = builders.pod(None, gpus=4)
+    pending["metadata"]["namespace"] = "lease-9"
+    assert offered([pending]) == 12  # not bound to a Node yet: still held

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from gpu_provider.api.v1alpha1.common import Condition, ConditionStatus
 from gpu_provider.api.v1alpha1.providernode import ProviderNodeSpec
 from gpu_provider.chain.advertiser import AdvertiseOutcome
-from gpu_provider.chain.bidfacts import capacity_of, inventory_reservations
+from gpu_provider.chain.bidfacts import capacity_of, inventory_reservations, placed_lease_gpus
 from gpu_provider.chain.errors import ChainError, ChainIdMismatch, RpcUnavailable
 from gpu_provider.controllers.chaindaemon import ChainDaemon, DaemonView
 from gpu_provider.controllers.chainsession import (
@@ -209,8 +209,9 @@ async def reconcile_provider_node(
         base = build_inventory(nodes, pods, spec)
         report = base
         if state.daemon is not None and len(state.daemon.book):
-            # The offer never sells GPUs held for a bid or a lease that has no pods yet.
-            held = inventory_reservations(state.daemon.book)
+            # The offer never sells GPUs held for a bid or a lease that has no pods yet (nor
+            # takes a deploying lease's GPUs off twice: once held, once allocated to its Pods).
+            held = inventory_reservations(state.daemon.book, placed_lease_gpus(pods))
             report = build_inventory(nodes, pods, spec, reservations=held)
         metrics.inventory_seconds.labels(name).observe(time.perf_counter() - started)
         _record_inventory(ctx, name, report)
