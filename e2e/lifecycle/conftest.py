@@ -10,8 +10,6 @@ devnet's own tools, run in the test's event loop.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,24 +19,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
 from kubernetes import client
 
+from e2e.harness.operator_process import OperatorProcess, start_operator
 from e2e.harness.operator_setup import OPERATOR_NAMESPACE, operator_settings
 from e2e.harness.stack import KwokCluster, apply_objects
 from e2e.operator.conftest import (  # noqa: F401 - fixtures shared with the operator tests
     PN_GROUP,
     PN_PLURAL,
     PN_VERSION,
-    RUN,
     Chain,
-    OperatorProcess,
     _logs_dir,
     chain,
     custom,
     delete_provider_node,
     example_provider,
-    free_port,
     operator_namespace,
     provider_node,
 )
@@ -110,8 +105,8 @@ class Operators:
         apply_objects([body], kubeconfig=self.kubeconfig)
 
     def start(self, **chain_settings: Any) -> OperatorProcess:
-        """`chain_settings`: what to change (`rpc_urls`, `confirmations`)."""
-        n = len(self.started)
+        """`chain_settings`: what to change (`rpc_urls`, `confirmations`). Returns once its
+        liveness probe answers (a standby answers too: it need not lead yet)."""
         settings = operator_settings(
             self.chain.state,
             reconcile_interval_seconds=3,
@@ -124,22 +119,12 @@ class Operators:
             earnings_interval_seconds=2,
         )
         settings["chain"].update(chain_settings)
-        settings["metrics_port"] = free_port()
-        settings["operator"]["probe_port"] = free_port()
         settings["log_level"] = "DEBUG"
-        config = self.workdir / f"operator-{n}.yaml"
-        config.write_text(yaml.safe_dump(settings))
-        log_file = self.workdir / f"operator-{n}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_PROVIDER_")}
-        with log_file.open("ab") as out:
-            process = subprocess.Popen(
-                [*RUN, "--config", str(config), "--kubeconfig", str(self.kubeconfig)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        operator = OperatorProcess(
-            process, settings["metrics_port"], settings["operator"]["probe_port"], log_file
+        operator = start_operator(
+            settings,
+            kubeconfig=self.kubeconfig,
+            workdir=self.workdir,
+            name=f"operator-{len(self.started)}",
         )
         self.started.append(operator)
         return operator

@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 from web3 import AsyncWeb3
 
+from e2e.harness.operator_process import (  # noqa: F401 - the tests import wait_for from here
+    OperatorProcess,
+    start_operator,
+    wait_for,
+)
 from e2e.harness.operator_setup import OPERATOR_NAMESPACE, operator_settings, wallet_objects
 from e2e.harness.stack import LOCAL, KwokCluster, apply_objects
 from gpu_provider.chain.contracts import Contracts
@@ -43,27 +43,7 @@ RECONCILE_INTERVAL = 3.0
 LEASE_SECONDS = 4.0
 PN_GROUP, PN_VERSION, PN_PLURAL = "gpuprovider.dev", "v1alpha1", "providernodes"
 EXAMPLE = Path(__file__).parents[2] / "manifests/examples/providernode-devnet.yaml"
-T = TypeVar("T")
-RUN = (sys.executable, "-m", "gpu_provider", "run")
 VERIFIER = (sys.executable, "-m", "gpu_provider", "devnet", "verifier")
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"within {timeout:g} s: {what} did not happen (last seen: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -154,47 +134,6 @@ def operator_namespace(kwok_cluster: KwokCluster, crds: list[str], chain: Chain)
 
 
 @dataclass
-class OperatorProcess:
-    process: subprocess.Popen[bytes]
-    metrics_port: int
-    probe_port: int
-    log_file: Path
-    stopped: bool = field(default=False)
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.probe_port}/healthz", timeout=2
-            ) as reply:
-                return bool(reply.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def metric(self, name: str, **labels: str) -> float:
-        """A sample of the operator's /metrics (0 when it has none yet)."""
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as reply:
-            text = reply.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        self.stopped = True
-        return self.process.wait(timeout=timeout)
-
-
-@dataclass
 class OperatorLauncher:
     kubeconfig: Path
     chain: Chain
@@ -203,7 +142,6 @@ class OperatorLauncher:
     started: list[OperatorProcess] = field(default_factory=list)
 
     def start(self, wait_healthy: bool = True) -> OperatorProcess:
-        n = len(self.started)
         settings = operator_settings(
             self.chain.state,
             reconcile_interval_seconds=RECONCILE_INTERVAL,
@@ -213,29 +151,14 @@ class OperatorLauncher:
             lease_renew_seconds=1,
             stop_timeout_seconds=10,
         )
-        settings["metrics_port"] = free_port()
-        settings["operator"]["probe_port"] = free_port()
-        config = self.workdir / f"operator-{n}.yaml"
-        config.write_text(yaml.safe_dump(settings))
-        log_file = self.workdir / f"operator-{n}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_PROVIDER_")}
-        with log_file.open("ab") as out:
-            process = subprocess.Popen(
-                [*RUN, "--config", str(config), "--kubeconfig", str(self.kubeconfig)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        operator = OperatorProcess(
-            process, settings["metrics_port"], settings["operator"]["probe_port"], log_file
+        operator = start_operator(
+            settings,
+            kubeconfig=self.kubeconfig,
+            workdir=self.workdir,
+            name=f"operator-{len(self.started)}",
+            wait_healthy=wait_healthy,
         )
         self.started.append(operator)
-        if wait_healthy:
-            wait_for(
-                lambda: operator.healthy() or process.poll() is not None,
-                "the operator answering its liveness probe",
-            )
-            assert process.poll() is None, operator.log()[-3000:]
         return operator
 
     def stop_all(self) -> None:

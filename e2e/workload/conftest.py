@@ -12,27 +12,28 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 from tests.render.leasefixtures import readme_lease
 
+from e2e.harness.operator_process import (  # noqa: F401 - the tests import wait_for from here
+    OperatorProcess,
+    start_operator,
+    wait_for,
+)
 from e2e.harness.stack import LOCAL, KwokCluster, apply_objects
 from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, VERSION
 from gpu_provider.api.v1alpha1.gpulease import GpuLeaseSpec, Placement
 from gpu_provider.render.labels import lease_labels
 
-T = TypeVar("T")
-RUN = (sys.executable, "-m", "gpu_provider", "run")
 EXAMPLE = Path(__file__).parents[2] / "manifests/examples/providernode-devnet.yaml"
 RUNTIME_CLASS = "nvidia"
 FAILURE_DEADLINE = 10
@@ -42,42 +43,26 @@ KWOK_SERVICE_CIDR = "10.0.0.0/24"
 KWOK_POD_CIDR = "10.0.0.0/16"
 
 
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"within {timeout:g} s: {what} did not happen (last seen: {last!r})")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Operator:
+    """The one `gpu-provider run` of the module; a kill and a start replace it."""
+
     kubeconfig: Path
     workdir: Path
     namespace: str
-    process: subprocess.Popen[bytes] | None = None
+    current: OperatorProcess | None = None
     runs: int = 0
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self.current is None else self.current.process
 
     def start(self) -> None:
         settings = {
             "namespace": self.namespace,
             # Nothing listens there: the chain is not part of what is tested here.
             "chain": {"rpc_urls": ["http://127.0.0.1:9"]},
-            "metrics_port": free_port(),
             "operator": {
-                "probe_port": free_port(),
                 "reconcile_interval_seconds": 5,
                 "debounce_seconds": 0.3,
                 "lease_name": f"gpu-provider-workload-{uuid.uuid4().hex[:6]}",
@@ -90,22 +75,17 @@ class Operator:
                 "closed_lease_retention_seconds": RETENTION,
             },
         }
-        config = self.workdir / f"operator-{self.runs}.yaml"
-        config.write_text(yaml.safe_dump(settings))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_PROVIDER_")}
-        with (self.workdir / f"operator-{self.runs}.log").open("ab") as out:
-            self.process = subprocess.Popen(
-                [*RUN, "--config", str(config), "--kubeconfig", str(self.kubeconfig)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+        self.current = start_operator(
+            settings,
+            kubeconfig=self.kubeconfig,
+            workdir=self.workdir,
+            name=f"operator-{self.runs}",
+        )
         self.runs += 1
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=60)
+        if self.current is not None and self.current.process.poll() is None:
+            self.current.stop(sig)
 
     def log(self) -> str:
         return "".join(
