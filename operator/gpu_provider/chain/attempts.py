@@ -17,6 +17,7 @@ transaction is still journaled before it is broadcast and the node still sees no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,45 +104,16 @@ class Attempts:
             answer, detail = await self._send.broadcast(signed)
         finally:
             self.nonces.settle(staged.turn)
-        if answer in (SendAnswer.ACCEPTED, SendAnswer.UNKNOWN):
-            if answer is SendAnswer.UNKNOWN:
-                log.warning("broadcast of %s uncertain (%s); will check", signed.hash, detail)
-            intent = intent.evolve(status=IntentStatus.PENDING)
-            await self._store.put(intent)
-            return intent
+        accepted = answer in (SendAnswer.ACCEPTED, SendAnswer.UNKNOWN)
         # Refused: the rare paths go the serial way, under the lock (a nonce found in use
         # takes a fresh one, which needs it).
-        intent = intent.with_rejected(signed.hash)
-        fees = staged.fees
-        if answer is SendAnswer.FEE_TOO_LOW:
-            bumped = await self._send.bumped(fees)
-            if bumped is None:
-                await self.refused(
-                    intent,
-                    True,
-                    FeeCapExceeded(
-                        f"transaction {signed.hash} is underpriced ({detail}) and the fee "
-                        "cap leaves no room to raise it; raise the max fee cap"
-                    ),
-                )
-            fees = bumped
-        elif answer in (SendAnswer.NONCE_TAKEN, SendAnswer.NONCE_PENDING):
-            log.warning(
-                "nonce %d of %s is used by a transaction this manager did not send; "
-                "taking a fresh one",
-                intent.nonce,
-                self._send.address,
+        async with contextlib.nullcontext() if accepted else self.nonces.lock:
+            step = await self._answered(
+                intent, signed, answer, detail, staged.fees, fresh=True, renonce=True
             )
-            async with self.nonces.lock:
-                await self.nonces.resync()
-                intent = intent.evolve(nonce=await self.nonces.take())
-                return await self.sign_record_broadcast(intent, fees, fresh=True, renonce=True)
-        else:
-            await self.refused(
-                intent, True, TransactionError(f"the node rejected the transaction: {detail}")
-            )
-        async with self.nonces.lock:
-            return await self.sign_record_broadcast(intent, fees, fresh=True, renonce=True)
+            if isinstance(step, TxIntent):
+                return step
+            return await self.sign_record_broadcast(*step, fresh=True, renonce=True)
 
     async def sign_record_broadcast(
         self, intent: TxIntent, fees: Fees, *, fresh: bool, renonce: bool
@@ -168,50 +140,68 @@ class Attempts:
             intent = intent.evolve(attempts=(*intent.attempts, attempt))
             await self.journal(intent, fresh=fresh)
             answer, detail = await self._send.broadcast(signed)
-            if answer in (SendAnswer.ACCEPTED, SendAnswer.UNKNOWN):
-                if answer is SendAnswer.UNKNOWN:
-                    log.warning("broadcast of %s uncertain (%s); will check", signed.hash, detail)
-                intent = intent.evolve(status=IntentStatus.PENDING)
-                await self._store.put(intent)
-                return intent
-            # Refused: it stays journaled, since its hash is still looked up, but it is never
-            # the attempt that is re-broadcast or replaced.
-            intent = intent.with_rejected(signed.hash)
-            taken = answer is SendAnswer.NONCE_TAKEN
-            if taken or (answer is SendAnswer.NONCE_PENDING and renonce):
-                if not renonce or (taken and await self._send.any_attempt_mined(intent)):
-                    # Our own earlier attempt holds the nonce, or the waiting loop decides.
-                    await self._store.put(intent)
-                    return intent
-                log.warning(
-                    "nonce %d of %s is used by a transaction this manager did not send; "
-                    "taking a fresh one",
-                    intent.nonce,
-                    self._send.address,
-                )
-                await self.nonces.resync()
-                intent = intent.evolve(nonce=await self.nonces.take())
-                continue
-            if answer in (SendAnswer.FEE_TOO_LOW, SendAnswer.NONCE_PENDING):
-                bumped = await self._send.bumped(fees)
-                if bumped is None:
-                    await self.refused(
-                        intent,
-                        fresh,
-                        FeeCapExceeded(
-                            f"transaction {signed.hash} is underpriced ({detail}) and the fee "
-                            "cap leaves no room to raise it; raise the max fee cap"
-                        ),
-                    )
-                fees = bumped
-                continue
-            await self.refused(
-                intent, fresh, TransactionError(f"the node rejected the transaction: {detail}")
+            step = await self._answered(
+                intent, signed, answer, detail, fees, fresh=fresh, renonce=renonce
             )
+            if isinstance(step, TxIntent):
+                return step
+            intent, fees = step
         await self._store.put(intent)
         raise TransactionError(
             f"could not broadcast the transaction for {intent.key!r} "
             f"after {_MAX_BROADCAST_TRIES} tries"
+        )
+
+    async def _answered(
+        self,
+        intent: TxIntent,
+        signed: SignedTx,
+        answer: SendAnswer,
+        detail: str,
+        fees: Fees,
+        *,
+        fresh: bool,
+        renonce: bool,
+    ) -> TxIntent | tuple[TxIntent, Fees]:
+        """What the node's answer to `signed` means: the intent when it is settled for now
+        (sent, or left to the waiting loop), or the intent and fees to sign again with."""
+        if answer in (SendAnswer.ACCEPTED, SendAnswer.UNKNOWN):
+            if answer is SendAnswer.UNKNOWN:
+                log.warning("broadcast of %s uncertain (%s); will check", signed.hash, detail)
+            intent = intent.evolve(status=IntentStatus.PENDING)
+            await self._store.put(intent)
+            return intent
+        # Refused: it stays journaled, since its hash is still looked up, but it is never
+        # the attempt that is re-broadcast or replaced.
+        intent = intent.with_rejected(signed.hash)
+        taken = answer is SendAnswer.NONCE_TAKEN
+        if taken or (answer is SendAnswer.NONCE_PENDING and renonce):
+            if not renonce or (taken and await self._send.any_attempt_mined(intent)):
+                # Our own earlier attempt holds the nonce, or the waiting loop decides.
+                await self._store.put(intent)
+                return intent
+            log.warning(
+                "nonce %d of %s is used by a transaction this manager did not send; "
+                "taking a fresh one",
+                intent.nonce,
+                self._send.address,
+            )
+            await self.nonces.resync()
+            return intent.evolve(nonce=await self.nonces.take()), fees
+        if answer in (SendAnswer.FEE_TOO_LOW, SendAnswer.NONCE_PENDING):
+            bumped = await self._send.bumped(fees)
+            if bumped is None:
+                await self.refused(
+                    intent,
+                    fresh,
+                    FeeCapExceeded(
+                        f"transaction {signed.hash} is underpriced ({detail}) and the fee "
+                        "cap leaves no room to raise it; raise the max fee cap"
+                    ),
+                )
+            return intent, bumped
+        return await self.refused(
+            intent, fresh, TransactionError(f"the node rejected the transaction: {detail}")
         )
 
     async def refused(self, intent: TxIntent, fresh: bool, error: TransactionError) -> NoReturn:
