@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 NOT_EXPORTED_YET = (
-    "lease start latency from manifest to Running (only LeaseCreated -> GpuLease is exported)",
     "GPU utilisation per lease (the agent's GPU metrics carry no pod or lease label)",
 )
 
@@ -43,6 +42,7 @@ def _panel(
 def _chain_panels(sel: str) -> list[dict[str, Any]]:
     """The chain daemon's: leases, intake latency, bids, chain lag, earnings (metrics.py)."""
     intake = f"sum by (le) (rate(gpu_provider_lease_intake_seconds_bucket{{{sel}}}[15m]))"
+    start = f"sum by (le) (rate(gpu_provider_lease_start_seconds_bucket{{{sel}}}[1h]))"
     return [
         _panel(
             16,
@@ -108,7 +108,18 @@ def _chain_panels(sel: str) -> list[dict[str, Any]]:
             [(f"sum by (token, kind) (gpu_provider_earnings{{{sel}}})", "{{token}} {{kind}}")],
             0,
             80,
-            w=24,
+        ),
+        _panel(
+            23,
+            "Lease start latency (manifest applied to Running; p50, p95)",
+            "timeseries",
+            [
+                (f"histogram_quantile(0.5, {start})", "p50"),
+                (f"histogram_quantile(0.95, {start})", "p95"),
+            ],
+            12,
+            80,
+            unit="s",
         ),
     ]
 

@@ -61,10 +61,14 @@ def second(leases: Leases, first: str) -> str:
 
 
 def test_a_lease_runs_on_the_node_its_bid_reserved(
-    leases: Leases, first: str, core: client.CoreV1Api
+    leases: Leases, first: str, core: client.CoreV1Api, operator: Operator
 ) -> None:
     status = leases.status(first)
     assert status["manifestAt"] <= status["runningAt"]
+    # The time from the manifest applied to Running is exported (the provider's dashboard).
+    assert operator.current is not None
+    started = "gpu_provider_lease_start_seconds_count"
+    assert operator.current.metric(started, provider=leases.provider_node) >= 1
     assert status["services"][0]["readyReplicas"] == 1
     # The README's port 8888 is global: a NodePort, reported at the provider's host.
     forwarded = status["services"][0]["forwardedPorts"]
@@ -354,10 +358,10 @@ def test_a_stale_quota_charge_does_not_refuse_the_lease_services(
     # The replaced quota is recounted by the quota controller, which may run between the two
     # Service creates: the count converges on what exists rather than holding it at once.
     wait_for(
-        lambda: (core.read_namespaced_resource_quota("lease", name).status.used or {}).get(
-            "services"
-        )
-        == "2",
+        lambda: (
+            (core.read_namespaced_resource_quota("lease", name).status.used or {}).get("services")
+            == "2"
+        ),
         f"{name}'s quota counting its two Services",
         timeout=60,
     )

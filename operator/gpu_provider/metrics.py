@@ -113,6 +113,13 @@ class OperatorMetrics:
             buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120),
             registry=r,
         )
+        self.start_seconds = Histogram(
+            "gpu_provider_lease_start_seconds",
+            "Manifest applied (GpuLease Deploying) to every replica ready (Running)",
+            ["provider"],
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
         self.leases_closed = Counter(
             "gpu_provider_leases_closed",
             "Leases that went Closing, by close reason and whether we sent closeLease",

@@ -102,6 +102,18 @@ def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _start_seconds(manifest_at: datetime | None, patch: Mapping[str, Any]) -> float | None:
+    """Seconds from the manifest applied to Running, when this patch makes the lease Running
+    (the manifest may be applied in the same patch: a workload ready at once)."""
+    if patch.get("phase") != LeasePhase.RUNNING.value or not patch.get("runningAt"):
+        return None
+    applied = patch.get("manifestAt")
+    since = datetime.fromisoformat(str(applied)) if applied else manifest_at
+    if since is None:
+        return None
+    return max(0.0, (datetime.fromisoformat(str(patch["runningAt"])) - since).total_seconds())
+
+
 def _fingerprint(objects: Sequence[Mapping[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(list(objects), sort_keys=True).encode()).hexdigest()
 
@@ -183,6 +195,9 @@ async def reconcile_gpulease(
         events.extend(_drift_events(drift, desired))
     if _differs(stored, patch):
         await patch_gpulease_status(ctx.api, namespace, name, patch)
+        started = _start_seconds(status.manifest_at, patch)
+        if started is not None:
+            ctx.metrics.start_seconds.labels(spec.provider_node).observe(started)
         caught_up = loop.written_over != metadata.get("resourceVersion")
         loop.written = dict(patch) if caught_up else {**loop.written, **patch}
         loop.written_over = str(metadata.get("resourceVersion"))
