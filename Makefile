@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PKG    := operator/gpu_provider
 
-.PHONY: help venv node tools test unit e2e soak bench-lifecycle lint fmt crds demo demo-down stack stack-down operator build-k8s
+.PHONY: help venv node tools test unit e2e soak bench-lifecycle bench-intake lint fmt crds demo demo-down stack stack-down operator build-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ soak: tools ## the long crash-safety runs: 50 orders and 20 lease applies with r
 
 bench-lifecycle: tools ## issue 9's benchmark: a burst of 200 orders in one block, the bid engine with its real journal vs a bare script (bench/lifecycle/RESULTS.md)
 	BURST_ORDERS=200 $(PY) -m pytest -q -s -p no:cacheprovider bench/lifecycle/burst.py
+
+bench-intake: tools ## issue 9's benchmark: intake latency over 200 leases, LeaseCreated to GpuLease, the chain daemon's intake vs a bare script (bench/lifecycle/RESULTS.md)
+	INTAKE_LEASES=200 $(PY) -m pytest -q -s -p no:cacheprovider bench/lifecycle/intake.py
 
 stack: tools ## start the local cluster and anvil in the background (.local/kubeconfig, .local/devnet.json)
 	$(PY) -m e2e.harness up
