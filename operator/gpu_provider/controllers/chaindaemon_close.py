@@ -38,7 +38,7 @@ from gpu_provider.api.v1alpha1.providernode import ProviderNodeSpec
 from gpu_provider.chain.contracts import Contracts
 from gpu_provider.chain.earnings import EarningsCollector, earnings_status
 from gpu_provider.chain.leases import read_chain_facts
-from gpu_provider.chain.leasetx import CloseIntent, LeaseNotFound, close_lease
+from gpu_provider.chain.leasetx import CloseIntent, CloseOutcome, LeaseNotFound, close_lease
 from gpu_provider.chain.tx import TxManager
 from gpu_provider.controllers.chainsession import NotLeader
 from gpu_provider.kube.api import ApiClient
@@ -50,7 +50,7 @@ from gpu_provider.market.reservations import HoldState, ReleaseReason, Reservati
 from gpu_provider.metrics import OperatorMetrics
 from gpu_provider.render.leasestatus import closing_status, lease_facts
 
-__all__ = ["LeaseCloser", "collect_earnings", "lease_placement"]
+__all__ = ["LeaseCloser", "close_on_chain", "collect_earnings", "lease_placement"]
 
 log = logging.getLogger(__name__)
 
@@ -207,24 +207,43 @@ class LeaseCloser:
         self._release(int(spec.order_id), LeasePhase.CLOSING.value)
 
     async def _close(self, name: str, lease_id: int, reason: CloseReason) -> None:
-        async def before_send(intent: CloseIntent) -> None:
-            # Durable before anything is journaled or broadcast.
-            await patch_lease_status(self.api, self.namespace, name, closing_status(intent.reason))
-
-        try:
-            outcome = await close_lease(
-                self.contracts, self.tx, lease_id, reason, before_send=before_send
-            )
-        except LeaseNotFound as error:
-            log.error("lease %d: %s", lease_id, error)
-            return
-        await patch_lease_status(
-            self.api,
-            self.namespace,
-            name,
-            {**closing_status(reason), "chainState": ChainLeaseState.TERMINATED.value},
+        outcome = await close_on_chain(
+            self.api, self.namespace, self.contracts, self.tx, name, lease_id, reason
         )
-        self.metrics.leases_closed.labels(self.name, reason.value, str(outcome.sent).lower()).inc()
+        if outcome is not None:
+            sent = str(outcome.sent).lower()
+            self.metrics.leases_closed.labels(self.name, reason.value, sent).inc()
+
+
+async def close_on_chain(
+    api: ApiClient,
+    namespace: str,
+    contracts: Contracts,
+    tx: TxManager,
+    name: str,
+    lease_id: int,
+    reason: CloseReason,
+) -> CloseOutcome | None:
+    """Close GpuLease `name`'s lease on chain for `reason`: Closing with the reason in its
+    status before anything is journaled or broadcast, then `closeLease` (once, under
+    `close:<leaseId>`), then `chainState: Terminated`. None when the chain has no such lease."""
+
+    async def before_send(intent: CloseIntent) -> None:
+        # Durable before anything is journaled or broadcast.
+        await patch_lease_status(api, namespace, name, closing_status(intent.reason))
+
+    try:
+        outcome = await close_lease(contracts, tx, lease_id, reason, before_send=before_send)
+    except LeaseNotFound as error:
+        log.error("lease %d: %s", lease_id, error)
+        return None
+    await patch_lease_status(
+        api,
+        namespace,
+        name,
+        {**closing_status(reason), "chainState": ChainLeaseState.TERMINATED.value},
+    )
+    return outcome
 
 
 async def collect_earnings(

@@ -36,6 +36,8 @@ class OperatorContext:
     """The GpuLease loops' wake-ups, drift reports and cluster facts."""
     close_wakers: set[asyncio.Event] = field(default_factory=set)
     """One per running chain daemon; set to check its leases' close reasons now."""
+    reconciling: set[str] = field(default_factory=set)
+    """ProviderNodes whose reconcile loop (and so chain session) runs in this process."""
 
     @property
     def is_leader(self) -> bool:

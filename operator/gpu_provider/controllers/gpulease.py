@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 GL: Final = (GROUP, VERSION, GPU_LEASE_PLURAL)
 OURS: Final = {LEASE_ID_LABEL: kopf.PRESENT}
-STOP_BACKSTOP_SECONDS: Final = 600.0
+STOP_GRACE_SECONDS: Final = 60.0
+"""Kopf cancels a loop this long after its stop flag (a reconcile in progress finishes first:
+without `cancellation_backoff` Kopf cancels at once)."""
+STOP_BACKSTOP_SECONDS: Final = 30.0
 DEBOUNCE_SECONDS: Final = 0.01
 """A Pod burst (a Deployment's replicas turning Ready together) is one reconcile."""
 # Managers whose writes to our objects are the cluster working, not someone's hand.
@@ -99,7 +102,12 @@ for _plural in DRIFT_KINDS:
     kopf.on.event(_plural, id=f"gpulease-children-{_plural}", labels=OURS)(child_changed)
 
 
-@kopf.daemon(*GL, id="gpulease-deploy", cancellation_timeout=STOP_BACKSTOP_SECONDS)
+@kopf.daemon(
+    *GL,
+    id="gpulease-deploy",
+    cancellation_backoff=STOP_GRACE_SECONDS,
+    cancellation_timeout=STOP_BACKSTOP_SECONDS,
+)
 async def gpulease_loop(
     body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:

@@ -21,14 +21,21 @@ from gpu_provider.api.v1alpha1.common import GROUP, VERSION
 from gpu_provider.api.v1alpha1.providernode import PROVIDER_NODE_PLURAL
 from gpu_provider.controllers.chainsession import NotLeader
 from gpu_provider.controllers.context import OperatorContext
+from gpu_provider.controllers.providernode_delete import decommission
 from gpu_provider.controllers.providernode_reconcile import LoopState, reconcile_provider_node
 from gpu_provider.controllers.slim import fingerprint, holds_resources, slim_node, slim_pod
+from gpu_provider.kube.providernodes import ProviderNodeGone, read_provider_node
 
 log = logging.getLogger(__name__)
 
 PN: Final = (GROUP, VERSION, PROVIDER_NODE_PLURAL)
-STOP_BACKSTOP_SECONDS: Final = 600.0
-"""Kopf cancels a loop that ignores its stop flag this long; ours stops much sooner."""
+STOP_GRACE_SECONDS: Final = 630.0
+"""Kopf cancels a loop that has not exited this long after its stop flag was set; ours exits
+within `operator.stop_timeout_seconds` (at most 600) of it, so this is only a backstop.
+(Kopf's `cancellation_backoff`: without one it cancels the loop at once, never letting the
+stop flag work.)"""
+STOP_BACKSTOP_SECONDS: Final = 30.0
+"""How long Kopf then waits for the cancelled loop to exit."""
 
 
 def _context(memo: kopf.Memo) -> OperatorContext:
@@ -76,7 +83,12 @@ def _values(index: kopf.Index[str, dict[str, Any]]) -> list[Mapping[str, Any]]:
     return [value for store in stores for value in store]
 
 
-@kopf.daemon(*PN, id="providernode-reconcile", cancellation_timeout=STOP_BACKSTOP_SECONDS)
+@kopf.daemon(
+    *PN,
+    id="providernode-reconcile",
+    cancellation_backoff=STOP_GRACE_SECONDS,
+    cancellation_timeout=STOP_BACKSTOP_SECONDS,
+)
 async def providernode_loop(
     name: str,
     body: kopf.Body,
@@ -94,6 +106,8 @@ async def providernode_loop(
     ctx.wakers.add(waker)
     state = LoopState()
     stop = asyncio.ensure_future(_stopped(stopped))
+    ctx.reconciling.add(name)
+    step: asyncio.Future[None] | None = None
     try:
         while not stopped:
             await _first(waker.wait(), stop, within=op.reconcile_interval_seconds)
@@ -115,7 +129,43 @@ async def providernode_loop(
     finally:
         stop.cancel()
         ctx.wakers.discard(waker)
+        # Shielded: even a cancelled loop ends its reconcile step before its chain session
+        # and daemon close, and only then lets the decommission open a session of its own.
+        await asyncio.shield(_wind_down(ctx, name, step, state))
+
+
+async def _wind_down(
+    ctx: OperatorContext, name: str, step: asyncio.Future[None] | None, state: LoopState
+) -> None:
+    try:
+        if step is not None and not step.done():
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
         await state.close()
+    finally:
+        ctx.reconciling.discard(name)
+
+
+@kopf.on.delete(*PN, id="providernode-decommission")
+async def providernode_deleted(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Close its leases, withdraw its offer and earnings before it goes
+    (`providernode_delete`). Kopf retries until this returns; a standby waits to lead."""
+    ctx = _context(memo)
+    while not ctx.is_leader:
+        # A standby waits here (recording no retries on the object) until it leads or the
+        # leader has finished and the object is gone.
+        try:
+            await read_provider_node(ctx.api, name)
+        except ProviderNodeGone:
+            return
+        await asyncio.sleep(ctx.settings.operator.lease_renew_seconds)
+    if name in ctx.reconciling:
+        # Its chain session must be closed first: one transaction manager per wallet.
+        raise kopf.TemporaryError("waiting for its reconcile loop to stop", delay=1)
+    result = await decommission(ctx, name, body)
+    if not result.done:
+        raise kopf.TemporaryError(result.message, delay=3)
+    log.info("%s: decommissioned (%s)", name, result.message)
 
 
 async def _reconcile(

@@ -51,6 +51,8 @@ class CloseReason(StrEnum):
     """No manifest arrived within `leaseDefaults.manifestDeadlineSeconds`."""
     WORKLOAD_FAILED = "WorkloadFailed"
     """The workload controller reported a failure it cannot recover from."""
+    PROVIDER_NODE_DELETED = "ProviderNodeDeleted"
+    """The provider deleted the ProviderNode: every lease of it is closed before it goes."""
 
 
 @dataclass(frozen=True, slots=True)
