@@ -10,14 +10,17 @@ thread of its own, so a busy event loop cannot delay the stamp).
 
 - engine: what the chain daemon's intake task runs (`ChainDaemon._intake`): `LeaseIntake`
   over an `EventStream` built by `EventStream.from_settings` with the devnet's chain
-  settings (`INTAKE_CONFIRMATIONS`, poll every `INTAKE_POLL` s: the devnet's own value for
-  1 s blocks), following our `LeaseCreated`/`OrderMatched` plus the daemon's other intake
+  settings (`INTAKE_CONFIRMATIONS`, `poll_interval_seconds` = `INTAKE_POLL`, by default the
+  product's 2 s), following our `LeaseCreated`/`OrderMatched` plus the daemon's other intake
   sources (`OrderUpdateRequested`, our `LeaseClosed`), handing each lease to
-  `KubeLeaseSink` (render, create, initial status write) on a kwok cluster.
-- bare: poll `eth_blockNumber` every `INTAKE_POLL` s; once blocks are `INTAKE_CONFIRMATIONS`
-  deep, one `eth_getLogs` for `LeaseCreated` over them, our provider's filtered in Python;
-  for each lease of ours, concurrently: `leases(id)` and `getOrderById` at that block,
-  `build_gpulease`, one `create_namespaced_custom_object`.
+  `KubeLeaseSink` (render, create, initial status write) on a kwok cluster; next to it, as
+  in the daemon, the bid stream (confirmations 0, polled four times per interval) whose
+  heads wake intake (`HeadSignal`); its deliveries are dropped here.
+- bare: poll `eth_blockNumber` four times per `INTAKE_POLL` (the rate the engine reads
+  heads at); once blocks are `INTAKE_CONFIRMATIONS` deep, one `eth_getLogs` for
+  `LeaseCreated` over them, our provider's filtered in Python; for each lease of ours,
+  concurrently: `leases(id)` and `getOrderById` at that block, `build_gpulease`, one
+  `create_namespaced_custom_object`.
 
 "Created" is when the GpuLease's POST returns, stamped the same way for both sides by the
 API client both use (`TimedApiClient`); for the engine also when `KubeLeaseSink.ensure_lease`
@@ -50,7 +53,9 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 
 from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, PROVIDER_NODE_PLURAL, VERSION
+from gpu_provider.chain.bidstream import bid_event_sources
 from gpu_provider.chain.events import EventStream
+from gpu_provider.chain.heads import HeadSignal
 from gpu_provider.chain.leases import LeaseIntake, read_lease, read_order
 from gpu_provider.chain.records import Checkpoint, arg_equals
 from gpu_provider.controllers.chaindaemon_sink import KubeLeaseSink
@@ -61,7 +66,7 @@ from gpu_provider.render.gpulease import ProviderNodeRef, build_gpulease
 LEASES = int(os.environ.get("INTAKE_LEASES", "200"))
 PER_BLOCK = int(os.environ.get("INTAKE_PER_BLOCK", "4"))
 CONFIRMATIONS = int(os.environ.get("INTAKE_CONFIRMATIONS", "2"))
-POLL = float(os.environ.get("INTAKE_POLL", "0.5"))
+POLL = float(os.environ.get("INTAKE_POLL", "2.0"))
 BLOCK_SECONDS = 1.0
 NAMESPACE = "default"
 PROVIDER_NODE = "bench-intake"
@@ -222,7 +227,25 @@ def engine_follow(
     sources = [*intake.sources(), updates, closed]
 
     async def follow(start: int) -> None:
-        stream = EventStream.from_settings(devnet.w3, settings, sources, Checkpoint.start_at(start))
+        heads = HeadSignal()
+        stream = EventStream.from_settings(
+            devnet.w3, settings, sources, Checkpoint.start_at(start), heads=heads
+        )
+        bids = EventStream(  # ChainDaemon._bids' stream
+            devnet.w3,
+            bid_event_sources(contracts, address),
+            Checkpoint.start_at(start),
+            confirmations=0,
+            log_range=settings.log_range,
+            poll_interval=max(0.05, POLL / 4),
+            heads=heads,
+        )
+
+        async def drop_bids() -> None:
+            async for _ in bids:
+                pass
+
+        bidding = asyncio.create_task(drop_bids())
         try:
             async for delivery in stream:  # ChainDaemon._handle, intake events only
                 if delivery.event is not None and delivery.event.name in (
@@ -231,7 +254,10 @@ def engine_follow(
                 ):
                     await intake.handle(delivery.event)
         finally:
+            bidding.cancel()
+            await asyncio.gather(bidding, return_exceptions=True)
             await stream.aclose()
+            await bids.aclose()
 
     return follow
 
@@ -262,7 +288,7 @@ def bare_follow(
         while True:
             safe = await w3.eth.block_number - CONFIRMATIONS
             if safe <= after:
-                await asyncio.sleep(POLL)
+                await asyncio.sleep(POLL / 4)
                 continue
             logs = await created.get_logs(from_block=after + 1, to_block=safe)
             ours = [

@@ -12,6 +12,7 @@ import pytest
 
 from gpu_provider.chain.errors import ReorgBeyondConfirmations, RpcError
 from gpu_provider.chain.events import Checkpoint, Delivery, EventSource, EventStream
+from gpu_provider.chain.heads import HeadSignal
 from gpu_provider.chain.jsonrpc import Rpc
 from gpu_provider.chain.rpc import FailoverProvider
 from tests.chain.scripted import CHAIN_ID, EMITTER, PING_ABI, ScriptedChain, Throttle
@@ -258,3 +259,50 @@ async def test_reorg_under_a_restarted_checkpoint_never_resumes_from_block_zero(
     assert 0 < error.resume_from < 186, "resume below the fork, but not from genesis"
     assert not error.verified
     assert "restart the stream from block 1 " not in str(error)
+
+
+async def test_a_head_another_stream_saw_wakes_an_idle_stream_before_its_poll_interval(
+    chain: ScriptedChain, provider: FailoverProvider
+) -> None:
+    """Lease intake polls every `poll_interval_seconds` (2 s by default) but the bid stream
+    reads the head four times as often: sharing its heads lets intake take a lease in as soon
+    as it is confirmed instead of up to a whole interval later."""
+    fill(chain, 9)
+    heads = HeadSignal()
+    events = EventStream(
+        Rpc(provider),
+        [EventSource(EMITTER, PING_ABI)],
+        Checkpoint(0),
+        confirmations=2,
+        poll_interval=30,  # its own poll alone would not come within the test's deadline
+        heads=heads,
+    )
+    await until_block(events, chain.head - 2)
+    assert heads.head == chain.head  # what it read is shared
+    waiting = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0.2)  # idle now, in its 30 s wait
+    assert not waiting.done()
+
+    chain.mine(1, [1000])
+    chain.mine(2)
+    heads.note(chain.head)  # another stream (the bid stream) read the new head
+
+    first = await asyncio.wait_for(waiting, 5)
+    rest = await until_block(events, chain.head - 2, within=5)
+    assert values([first, *rest]) == [9, 1000]  # block 9's, then the new block's
+
+
+async def test_a_head_signal_wakes_every_waiter_and_only_for_a_newer_head() -> None:
+    heads = HeadSignal()
+    heads.note(7)
+    assert await heads.wait_past(6, at_most=5)  # already newer: no wait
+    assert not await heads.wait_past(7, at_most=0.05)  # nothing newer within the limit
+    waiters = [asyncio.ensure_future(heads.wait_past(7, at_most=5)) for _ in range(3)]
+    await asyncio.sleep(0)
+    heads.note(7)  # the same head again wakes nobody
+    heads.note(5)  # nor does an older one (a lagging node)
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiters)
+    heads.note(8)
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert heads.head == 8

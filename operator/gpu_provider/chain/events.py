@@ -10,9 +10,10 @@ How it reads the chain:
 - **Backfill** (`logreader.py`). Blocks at least `confirmations` deep are read with
   `eth_getLogs` in ranges of `log_range` blocks, shrunk only when the node refuses a range as
   too large; blocks within `checked_depth` of the head are checked against their blooms.
-- **Follow** (`window.py`). Newer blocks are polled every `poll_interval` seconds into an
-  unconfirmed window (hashes link parent to child, logs are checked against those hashes and
-  blooms); a block's events are delivered once `confirmations` blocks sit on top of it.
+- **Follow** (`window.py`). Newer blocks are polled every `poll_interval` seconds (sooner
+  when another stream sharing its `HeadSignal` saw a new head) into an unconfirmed window
+  (hashes link parent to child, logs are checked against those hashes and blooms); a block's
+  events are delivered once `confirmations` blocks sit on top of it.
 - **Reorgs.** Replaced window blocks are dropped with their events and read again. A change
   under events already delivered raises `ReorgBeyondConfirmations`, naming the block, both
   hashes and where to resume.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final, Self
@@ -36,6 +38,7 @@ from web3 import AsyncWeb3
 from gpu_provider.chain.decoding import LogDecodeError
 from gpu_provider.chain.errors import RpcError, RpcRateLimited, RpcUnavailable
 from gpu_provider.chain.eventroutes import ChainMoved, Routes
+from gpu_provider.chain.heads import HeadSignal
 from gpu_provider.chain.jsonrpc import Rpc
 from gpu_provider.chain.logreader import RangeReader
 from gpu_provider.chain.records import (
@@ -82,7 +85,10 @@ class EventStream:
         log_range: int = 2000,
         poll_interval: float = 2.0,
         checked_depth: int = DEFAULT_CHECKED_DEPTH,
+        heads: HeadSignal | None = None,
     ) -> None:
+        """`heads`: shared with the session's other streams; every head this one reads is
+        noted there, and an idle wait ends early when another stream notes a newer head."""
         if confirmations < 0 or log_range < 1 or poll_interval <= 0 or checked_depth < 0:
             raise ValueError(
                 "confirmations >= 0, log_range >= 1, poll_interval > 0 and checked_depth >= 0 "
@@ -95,6 +101,8 @@ class EventStream:
         self.confirmations = confirmations
         self.poll_interval = poll_interval
         self.checked_depth = checked_depth
+        self._heads = heads
+        self._polled_at = 0.0
         self._frontier = checkpoint
         self._delivered = checkpoint
         self._ready: deque[Delivery] = deque()
@@ -109,6 +117,8 @@ class EventStream:
         settings: ChainSettings,
         sources: Sequence[EventSource],
         checkpoint: Checkpoint,
+        *,
+        heads: HeadSignal | None = None,
     ) -> Self:
         return cls(
             rpc,
@@ -117,6 +127,7 @@ class EventStream:
             confirmations=settings.confirmations,
             log_range=settings.log_range,
             poll_interval=settings.poll_interval_seconds,
+            heads=heads,
         )
 
     @property
@@ -153,7 +164,16 @@ class EventStream:
                 continue
             self._failures = 0
             if not more and not self._ready:
-                await asyncio.sleep(self.poll_interval)
+                if self._heads is None:
+                    await asyncio.sleep(self.poll_interval)
+                elif self._heads.newer_than(self.head):
+                    # Another stream already saw a newer head than our node answered: our
+                    # node lags (a load balancer). Poll again, but at most four times per
+                    # interval, never in a tight loop.
+                    spacing = self._polled_at + self.poll_interval / 4 - time.monotonic()
+                    await asyncio.sleep(max(0.0, spacing))
+                else:
+                    await self._heads.wait_past(self.head, self.poll_interval)
         item = self._ready.popleft()
         self._delivered = item.checkpoint
         self._handed += 1
@@ -168,6 +188,7 @@ class EventStream:
         Returns True when more is ready to read right away (backfill not finished). Raises
         RPC errors (the iterator retries them) and `ReorgBeyondConfirmations`.
         """
+        self._polled_at = time.monotonic()
         if self._reader.prefetching and self.head is not None:
             # Mid-backfill, the head read last time is still a valid target: skip a read.
             try:
@@ -180,6 +201,8 @@ class EventStream:
         if latest is None:
             raise RpcError("eth_getBlockByNumber", 0, "node returned no latest block")
         self.head = head = latest.number
+        if self._heads is not None:
+            self._heads.note(head)
         safe = head - self.confirmations
         if head < self._frontier.block_number:
             log.warning(

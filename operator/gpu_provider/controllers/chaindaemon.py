@@ -40,6 +40,7 @@ from gpu_provider.chain.bidstream import bid_event_sources, bid_stream_start
 from gpu_provider.chain.earnings import EarningsCollector
 from gpu_provider.chain.errors import ReorgBeyondConfirmations
 from gpu_provider.chain.events import EventStream
+from gpu_provider.chain.heads import HeadSignal
 from gpu_provider.chain.leases import LeaseIntake, LeaseToCreate
 from gpu_provider.chain.leaseupdates import LeaseUpdates
 from gpu_provider.chain.records import ChainEvent, Checkpoint, arg_equals
@@ -114,6 +115,8 @@ class ChainDaemon:
         self.collector = EarningsCollector(contracts, tx, session.store, address)
         tx.observe = self._observe_tx
         self.wake_close = asyncio.Event()
+        self.heads = HeadSignal()
+        """The newest head either of its event streams read: intake wakes on the bid's."""
         self.checkpoint: Checkpoint | None = None
         self.head: int | None = None
         self._saved: ChainProgress | None = None
@@ -191,6 +194,7 @@ class ChainDaemon:
                 confirmations=0,
                 log_range=chain.log_range,
                 poll_interval=max(0.05, chain.poll_interval_seconds / 4),
+                heads=self.heads,
             )
 
         await self.engine.follow(open_stream, start)
@@ -228,8 +232,10 @@ class ChainDaemon:
         )
         sources = [*self.intake.sources(), *self.updates.sources(), closed]
         while True:
+            # Woken by the heads the bid stream reads (several per block), not only by its
+            # own poll: a lease is taken in as soon as it is confirmed.
             stream = EventStream.from_settings(
-                w3, self.ctx.settings.chain, sources, self.checkpoint
+                w3, self.ctx.settings.chain, sources, self.checkpoint, heads=self.heads
             )
             try:
                 async for delivery in stream:
