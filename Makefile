@@ -22,14 +22,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create .venv and install the package with its dev tools
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
-	$(VENV)/bin/ruff check operator tests e2e bench docs
-	$(VENV)/bin/ruff format --check operator tests e2e bench docs
+	$(VENV)/bin/ruff check operator tests e2e bench docs charts
+	$(VENV)/bin/ruff format --check operator tests e2e bench docs charts
 	$(VENV)/bin/mypy $(PKG)
 	$(VENV)/bin/lint-imports
 
 fmt: $(STAMP) ## format and autofix
-	$(VENV)/bin/ruff format operator tests e2e bench docs
-	$(VENV)/bin/ruff check --fix operator tests e2e bench docs
+	$(VENV)/bin/ruff format operator tests e2e bench docs charts
+	$(VENV)/bin/ruff check --fix operator tests e2e bench docs charts
 
 unit: $(STAMP) ## unit tests only (no cluster, no chain)
 	$(PY) -m pytest -q tests
