@@ -32,7 +32,7 @@ from tests.render.leasefixtures import (
     storage_lease,
 )
 
-from gpu_provider.api.v1alpha1.providernode import PortRange
+from gpu_provider.api.v1alpha1.providernode import PortRange, RootImages
 from gpu_provider.render.objects import LeaseObjects, render_lease_objects
 from gpu_provider.render.services import forwarded_ports, node_ports_outside
 
@@ -48,6 +48,17 @@ def _lease_objects() -> dict[str, LeaseObjects]:
         "storage": render_lease_objects(*storage_lease(), DEFAULTS, NETWORK),
         "credentials": render_lease_objects(
             credentials, placement, DEFAULTS, NETWORK, pull_secrets=stored
+        ),
+        # What a provider chooses for images whose user is root (leaseDefaults.rootImages).
+        "root-run-as-user": render_lease_objects(
+            *readme_lease(lease_id=71),
+            DEFAULTS.model_copy(update={"root_images": RootImages.RUN_AS_USER}),
+            NETWORK,
+        ),
+        "root-allowed": render_lease_objects(
+            *readme_lease(lease_id=72),
+            DEFAULTS.model_copy(update={"root_images": RootImages.ALLOW}),
+            NETWORK,
         ),
     }
 
@@ -129,7 +140,10 @@ def _pod_from(workload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("case", ["readme", "multi-service", "storage", "credentials"])
+@pytest.mark.parametrize(
+    "case",
+    ["readme", "multi-service", "storage", "credentials", "root-run-as-user", "root-allowed"],
+)
 def test_rendered_lease_is_admitted_by_the_apiserver(
     case: str, dynamic: DynamicClient, core: client.CoreV1Api
 ) -> None:

@@ -21,7 +21,7 @@ from gpu_provider.api.v1alpha1.gpulease import (
     StorageRequest,
     VolumeMount,
 )
-from gpu_provider.api.v1alpha1.providernode import LeaseDefaults, PortRange
+from gpu_provider.api.v1alpha1.providernode import LeaseDefaults, PortRange, RootImages
 from gpu_provider.render.labels import LEASE_ID_LABEL, TENANT_LABEL
 from gpu_provider.render.objects import LeaseObjects, render_lease_objects
 from gpu_provider.render.services import forwarded_ports, lease_uris, node_ports_outside
@@ -197,15 +197,44 @@ def test_http_port_without_ingress_domain_is_a_node_port_and_says_so() -> None:
     assert "runtimeClassName" not in api
 
 
-def test_root_images_relax_pods_and_the_namespace_to_baseline() -> None:
+def test_root_images_are_refused_by_default() -> None:
     spec, placement = readme_lease()
-    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK, run_as_non_root=False)
+    objects = render_lease_objects(spec, placement, DEFAULTS, NETWORK)
+    labels = objects.namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pod = _pod(objects.workloads[0])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert "runAsUser" not in pod["securityContext"]  # the image's own (non-root) user runs
+
+
+def test_root_images_run_as_uid_1000_under_restricted() -> None:
+    spec, placement = readme_lease()
+    defaults = DEFAULTS.model_copy(update={"root_images": RootImages.RUN_AS_USER})
+    objects = render_lease_objects(spec, placement, defaults, NETWORK)
+    labels = objects.namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    security = _pod(objects.workloads[0])["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert (security["runAsUser"], security["runAsGroup"], security["fsGroup"]) == (
+        1000,
+        1000,
+        1000,
+    )
+
+
+def test_root_images_allowed_relax_pods_and_the_namespace_to_baseline() -> None:
+    spec, placement = readme_lease()
+    defaults = DEFAULTS.model_copy(update={"root_images": RootImages.ALLOW})
+    objects = render_lease_objects(spec, placement, defaults, NETWORK)
     labels = objects.namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
-    container = _pod(objects.workloads[0])["containers"][0]
+    pod = _pod(objects.workloads[0])
+    assert "runAsNonRoot" not in pod["securityContext"]
+    container = pod["containers"][0]
     assert "runAsNonRoot" not in container["securityContext"]
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
 def test_rendering_twice_gives_the_same_objects() -> None:

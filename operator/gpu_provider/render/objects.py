@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpu_provider.api.v1alpha1.gpulease import GpuLeaseSpec, Placement
-from gpu_provider.api.v1alpha1.providernode import LeaseDefaults
+from gpu_provider.api.v1alpha1.providernode import LeaseDefaults, RootImages
 from gpu_provider.market.catalog import GpuCatalog, default_catalog
 from gpu_provider.render.namespace import (
     LeaseScope,
@@ -74,14 +74,13 @@ def render_lease_objects(
     *,
     pull_secrets: Sequence[Mapping[str, Any]] = (),
     catalog: GpuCatalog | None = None,
-    run_as_non_root: bool = True,
 ) -> LeaseObjects:
     """The objects that run `spec.manifest` as `spec.resources` ordered, on `placement`.
 
     `pull_secrets` are the Secrets the gateway stored from the manifest's credentials
     (`render.pullsecret.pull_secrets`, read back by the controller): each is copied into the
     lease namespace under its name, which the service's `imagePullSecret` names.
-    `run_as_non_root=False` relaxes the Pods and the namespace to `baseline`.
+    `defaults.root_images` Allow relaxes the Pods and the namespace to `baseline`.
     Raises ValueError when the lease has no manifest yet.
     """
     if spec.manifest is None:
@@ -127,7 +126,6 @@ def render_lease_objects(
                 placement=placement,
                 defaults=defaults,
                 catalog=catalog,
-                run_as_non_root=run_as_non_root,
             )
         )
     # The quota covers what runs: the manifest's services, at its replica counts.
@@ -148,7 +146,7 @@ def render_lease_objects(
         render_limit_range(scope, deployed),
     ]
     return LeaseObjects(
-        namespace=render_namespace(scope, restricted=run_as_non_root),
+        namespace=render_namespace(scope, restricted=defaults.root_images is not RootImages.ALLOW),
         quota=quota,
         network_policies=render_network_policies(scope, network, exposed),
         service_account=render_service_account(scope),

@@ -3,10 +3,10 @@ persistent volume (each replica keeps its own PVC across restarts).
 
 Pods are built to pass Pod Security `restricted`: non-root, no privilege escalation, every
 capability dropped, the runtime's seccomp profile, no service account token, no service links.
-`run_as_non_root=False` (with the namespace at `baseline`) is the provider's choice for images
-that must start as root; the kubelet's refusal of such an image is what the controller reports
-otherwise (`CreateContainerConfigError`, "container has runAsNonRoot and image will run as
-root").
+`leaseDefaults.rootImages` says what an image whose user is root runs as: `Refuse` (the
+kubelet's refusal is what the controller reports: `CreateContainerConfigError`, "container has
+runAsNonRoot and image will run as root"), `RunAsUser` (uid/gid 1000, still `restricted`) or
+`Allow` (its own user, the namespace at `baseline`).
 
 Volumes (the SDK sends one storage entry named `default`; see `persistent_mounts`):
 - `ram` volumes: one memory-backed emptyDir at `/dev/shm`, sized as ordered;
@@ -25,7 +25,7 @@ from gpu_provider.api.v1alpha1.gpulease import (
     StorageRequest,
     VolumeMount,
 )
-from gpu_provider.api.v1alpha1.providernode import LeaseDefaults
+from gpu_provider.api.v1alpha1.providernode import LeaseDefaults, RootImages
 from gpu_provider.inventory.objects import LEASE_TOLERATIONS
 from gpu_provider.market.catalog import GpuCatalog
 from gpu_provider.render.labels import SERVICE_LABEL, service_selector
@@ -51,6 +51,8 @@ REVISION_HISTORY: Final = 2
 # Owned volumes writable by a non-root process whatever its uid: the group is the kubelet's
 # fsGroup (the image's own user is kept; no runAsUser is forced on it).
 FS_GROUP: Final = 1000
+RUN_AS_ID: Final = 1000
+"""The uid and gid of every container under `rootImages: RunAsUser`."""
 
 
 def gpu_products(
@@ -110,6 +112,18 @@ def _affinity(products: list[str], node: str | None) -> dict[str, Any] | None:
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
 
 
+def _pod_security(root_images: RootImages, with_claims: bool) -> dict[str, Any]:
+    security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if root_images is not RootImages.ALLOW:
+        security["runAsNonRoot"] = True
+    if root_images is RootImages.RUN_AS_USER:
+        # Forced on every container: a root image runs as this user, not as root.
+        security.update({"runAsUser": RUN_AS_ID, "runAsGroup": RUN_AS_ID, "fsGroup": FS_GROUP})
+    if with_claims:
+        security.update({"fsGroup": FS_GROUP, "fsGroupChangePolicy": "OnRootMismatch"})
+    return security
+
+
 def _container_security(run_as_non_root: bool) -> dict[str, Any]:
     context: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
@@ -129,9 +143,9 @@ def render_workload(
     placement: Placement | None,
     defaults: LeaseDefaults,
     catalog: GpuCatalog,
-    run_as_non_root: bool = True,
 ) -> dict[str, Any]:
-    """The Deployment (StatefulSet with persistent storage) that runs `service` as ordered."""
+    """The Deployment (StatefulSet with persistent storage) that runs `service` as ordered;
+    `defaults.root_images` decides the user it runs as."""
     budget = ReplicaBudget.of(ordered, service.replicas)
     selector = service_selector(scope.lease_id, service.name)
     labels = scope.labels("workload", **{SERVICE_LABEL: service.name})
@@ -170,13 +184,8 @@ def render_workload(
     container["resources"] = budget.resources()
     if mounts:
         container["volumeMounts"] = mounts
-    container["securityContext"] = _container_security(run_as_non_root)
-
-    pod_security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
-    if run_as_non_root:
-        pod_security["runAsNonRoot"] = True
-    if claims:
-        pod_security.update({"fsGroup": FS_GROUP, "fsGroupChangePolicy": "OnRootMismatch"})
+    container["securityContext"] = _container_security(defaults.root_images is not RootImages.ALLOW)
+    pod_security = _pod_security(defaults.root_images, bool(claims))
     pod: dict[str, Any] = {
         "serviceAccountName": SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,

@@ -201,6 +201,20 @@ class ImagePolicy(WireModel):
     deny_latest_tag: bool = False
 
 
+class RootImages(StrEnum):
+    """What a tenant image whose user is root (most GPU images) is run as."""
+
+    REFUSE = "Refuse"
+    """`runAsNonRoot` under `restricted` Pod Security: such an image does not start, and the
+    lease reports `ContainerConfigError` to the tenant."""
+    RUN_AS_USER = "RunAsUser"
+    """Every container runs as uid/gid 1000 (`runAsUser`, `runAsGroup`, `fsGroup`), whatever
+    the image's user, still under `restricted`: root images start, without root."""
+    ALLOW = "Allow"
+    """The image's own user, root included; the namespace enforces `baseline`. Pair it with a
+    sandboxed runtime (`runtimeClassName`): root in a container is root on the host kernel."""
+
+
 class LeaseDefaults(WireModel):
     """How tenant workloads are run on this cluster."""
 
@@ -217,6 +231,11 @@ class LeaseDefaults(WireModel):
     )
     node_port_range: PortRange = Field(default_factory=PortRange)
     image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
+    root_images: RootImages = Field(
+        default=RootImages.REFUSE,
+        description="images whose user is root: Refuse (they do not start), RunAsUser (run "
+        "as uid 1000 under restricted Pod Security) or Allow (as root, baseline Pod Security)",
+    )
     manifest_deadline_seconds: int = Field(
         default=300,
         ge=10,
