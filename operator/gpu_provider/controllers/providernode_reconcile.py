@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gpu_provider.api.v1alpha1.common import Condition, ConditionStatus
+from gpu_provider.api.v1alpha1.common import Condition, ConditionStatus, status_patch_changes
 from gpu_provider.api.v1alpha1.providernode import ProviderNodeSpec
 from gpu_provider.chain.advertiser import AdvertiseOutcome
 from gpu_provider.chain.bidfacts import capacity_of, inventory_reservations, placed_lease_gpus
@@ -246,7 +246,7 @@ async def reconcile_provider_node(
     if state.session is not None:
         metrics.pending_txs.labels(name).set(len(await state.session.store.open_intents()))
     events = events_between(current, status)
-    written = _differs(current, status)
+    written = status_patch_changes(current, status)
     if written:
         await patch_status(ctx.api, name, status)
     return ReconcileResult(status=status, events=events, written=written)
@@ -276,20 +276,6 @@ def _run_daemon(
         state.daemon.start()
     else:
         state.daemon.update(view)
-
-
-def _differs(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    def strip(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions]
-
-    for key, value in new.items():
-        old = current.get(key)
-        if key == "conditions":
-            if strip(old or []) != strip(value):
-                return True
-        elif old != value:
-            return True
-    return False
 
 
 def _record_inventory(ctx: OperatorContext, name: str, report: InventoryReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -119,6 +120,23 @@ def set_condition(
 
 def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def status_patch_changes(current: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
+    """Whether merging status `patch` into the stored status `current` (both wire dicts)
+    changes anything but a condition's `lastTransitionTime`: a write worth sending."""
+
+    def strip(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions]
+
+    for key, value in patch.items():
+        old = current.get(key)
+        if key == "conditions":
+            if strip(old or []) != strip(value):
+                return True
+        elif old != value:
+            return True
+    return False
 
 
 class SecretKeySelector(WireModel):
