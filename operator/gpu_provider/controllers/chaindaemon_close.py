@@ -42,7 +42,8 @@ from gpu_provider.chain.leasetx import CloseIntent, CloseOutcome, LeaseNotFound,
 from gpu_provider.chain.tx import TxManager
 from gpu_provider.controllers.chainsession import NotLeader
 from gpu_provider.kube.api import ApiClient
-from gpu_provider.kube.leasesink import list_provider_leases, patch_lease_status
+from gpu_provider.kube.leases import patch_gpulease_status
+from gpu_provider.kube.leasesink import list_provider_leases
 from gpu_provider.market.capacity import OrderPlacement, ReplicaPlacement
 from gpu_provider.market.closing import ChainFacts, CloseReason, close_reason
 from gpu_provider.market.earnings import threshold_base_units
@@ -196,11 +197,12 @@ class LeaseCloser:
         if decision.send_close:
             await self._close(name, lease_id, decision.reason)
         else:
-            await patch_lease_status(
+            await patch_gpulease_status(
                 self.api,
                 self.namespace,
                 name,
                 {**closing_status(decision.reason), "chainState": ChainLeaseState.TERMINATED.value},
+                request_timeout=None,
             )
             self.metrics.leases_closed.labels(self.name, decision.reason.value, "false").inc()
             log.info("lease %d: closed on chain (%s); Closing", lease_id, decision.reason.value)
@@ -230,18 +232,21 @@ async def close_on_chain(
 
     async def before_send(intent: CloseIntent) -> None:
         # Durable before anything is journaled or broadcast.
-        await patch_lease_status(api, namespace, name, closing_status(intent.reason))
+        await patch_gpulease_status(
+            api, namespace, name, closing_status(intent.reason), request_timeout=None
+        )
 
     try:
         outcome = await close_lease(contracts, tx, lease_id, reason, before_send=before_send)
     except LeaseNotFound as error:
         log.error("lease %d: %s", lease_id, error)
         return None
-    await patch_lease_status(
+    await patch_gpulease_status(
         api,
         namespace,
         name,
         {**closing_status(reason), "chainState": ChainLeaseState.TERMINATED.value},
+        request_timeout=None,
     )
     return outcome
 

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 from gpu_provider.chain.leases import LeaseToCreate
 from gpu_provider.kube.api import ApiClient
-from gpu_provider.kube.leasesink import create_gpulease, patch_lease
+from gpu_provider.kube.leases import patch_gpulease
+from gpu_provider.kube.leasesink import create_gpulease
 from gpu_provider.market.updates import UpdateDecision
 from gpu_provider.render.gpulease import (
     LeaseNotRepresentable,
@@ -76,8 +77,12 @@ class KubeLeaseSink:
     async def lease_updated(self, record: LeaseToCreate) -> None:
         """A duration-only update was accepted: only the terms change, nothing restarts."""
         name = gpulease_name(record.lease_id)
-        await patch_lease(
-            self.api, self.namespace, name, build_terms_patch(record.lease, record.order)
+        await patch_gpulease(
+            self.api,
+            self.namespace,
+            name,
+            build_terms_patch(record.lease, record.order),
+            request_timeout=None,
         )
         log.info("lease %d: terms updated (%d blocks)", record.lease_id, record.order.num_of_blocks)
 

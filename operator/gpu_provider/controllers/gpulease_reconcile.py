@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from gpu_provider.api.v1alpha1.common import ConditionStatus, set_condition
+from gpu_provider.api.v1alpha1.common import ConditionStatus, set_condition, status_patch_changes
 from gpu_provider.api.v1alpha1.gpulease import (
     GpuLeaseSpec,
     GpuLeaseStatus,
@@ -51,11 +51,10 @@ from gpu_provider.kube.apply import (
 from gpu_provider.kube.children import (
     delete_gpulease,
     namespace_exists,
-    patch_gpulease_status,
     read_children,
     read_secrets,
 )
-from gpu_provider.kube.leases import delete_pull_secrets
+from gpu_provider.kube.leases import delete_pull_secrets, patch_gpulease_status
 from gpu_provider.kube.providernodes import ProviderNodeGone, read_provider_node
 from gpu_provider.render.labels import LEASE_ID_LABEL
 from gpu_provider.render.namespace import lease_namespace_name
@@ -158,7 +157,11 @@ async def reconcile_gpulease(
     if spec.manifest is None:
         if status.phase is None:
             await patch_gpulease_status(
-                ctx.api, namespace, name, {"phase": LeasePhase.AWAITING_MANIFEST.value}
+                ctx.api,
+                namespace,
+                name,
+                {"phase": LeasePhase.AWAITING_MANIFEST.value},
+                missing_ok=True,
             )
         return Outcome()
     drift = ctx.workloads.take_drift(spec.lease_id)
@@ -193,8 +196,8 @@ async def reconcile_gpulease(
     if objects is not None and applied_now:
         desired = {(str(o["kind"]), str(o["metadata"]["name"])) for o in objects.ordered()}
         events.extend(_drift_events(drift, desired))
-    if _differs(stored, patch):
-        await patch_gpulease_status(ctx.api, namespace, name, patch)
+    if status_patch_changes(stored, patch):
+        await patch_gpulease_status(ctx.api, namespace, name, patch, missing_ok=True)
         started = _start_seconds(status.manifest_at, patch)
         if started is not None:
             ctx.metrics.start_seconds.labels(spec.provider_node).observe(started)
@@ -362,6 +365,7 @@ async def _close(
             "services": [],
             "conditions": [c.to_wire() for c in conditions],
         },
+        missing_ok=True,
     )
     ctx.workloads.take_drift(spec.lease_id)
     reason = status.close_reason or "no reason recorded"
@@ -381,17 +385,3 @@ async def _forget(
         return Outcome(wake_in=left)
     await delete_gpulease(ctx.api, namespace, name)
     return Outcome()
-
-
-def _differs(current: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
-    def strip(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions]
-
-    for key, value in patch.items():
-        old = current.get(key)
-        if key == "conditions":
-            if strip(old or []) != strip(value):
-                return True
-        elif old != value:
-            return True
-    return False

@@ -1,5 +1,6 @@
 """Reads for the GpuLease controller: a lease namespace's children, the cluster's addresses,
-the gateway's stored pull Secrets; and the GpuLease's own status writes and deletion.
+the gateway's stored pull Secrets; and the GpuLease's deletion (its status writes are
+`kube.leases.patch_gpulease_status`).
 
 Reads return plain dicts (the API's JSON), so the pure status code never sees client types.
 """
@@ -16,20 +17,18 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, VERSION
-from gpu_provider.kube.client import FIELD_MANAGER, off_loop
+from gpu_provider.kube.client import off_loop
 
 __all__ = [
     "Children",
     "cluster_addresses",
     "delete_gpulease",
     "namespace_exists",
-    "patch_gpulease_status",
     "read_children",
     "read_secrets",
 ]
 
 JsonObject = dict[str, Any]
-_MERGE_PATCH: Final = "application/merge-patch+json"
 _TIMEOUT: Final = 15.0
 
 
@@ -155,30 +154,6 @@ async def namespace_exists(api: client.ApiClient, name: str) -> bool:
             return False
         raise
     return True
-
-
-async def patch_gpulease_status(
-    api: client.ApiClient, namespace: str, name: str, status: Mapping[str, Any]
-) -> None:
-    """Merge `status` into the GpuLease's status (a null removes a field); a GpuLease gone
-    meanwhile is not an error (it was deleted, and its finalizer handles the rest)."""
-    custom = client.CustomObjectsApi(api)
-    try:
-        await off_loop(
-            custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            GPU_LEASE_PLURAL,
-            name,
-            {"status": dict(status)},
-            field_manager=FIELD_MANAGER,
-            _content_type=_MERGE_PATCH,
-            _request_timeout=_TIMEOUT,
-        )
-    except ApiException as error:
-        if error.status != 404:
-            raise
 
 
 async def delete_gpulease(api: client.ApiClient, namespace: str, name: str) -> None:

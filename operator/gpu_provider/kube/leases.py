@@ -1,4 +1,5 @@
-"""GpuLease reads and writes for the tenant API, and reads of a lease namespace's objects.
+"""GpuLease reads and writes (one copy for the tenant API, the lease controller and the chain
+daemon), and reads of a lease namespace's objects.
 
 Writes:
 
@@ -10,6 +11,9 @@ Writes:
   manager `gpu-provider`) in the pull-Secret namespace (`render.pullsecret`), and deletion of
   the lease's credentials Secrets the new manifest no longer has (a `deletecollection`: the
   gateway can neither list nor read Secrets).
+- `patch_gpulease` / `patch_gpulease_status`: JSON merge patches of a GpuLease or of its
+  status subresource: the writes above, the lease controller's status writes, and the chain
+  daemon's (`kube.leasesink`, the terms and close status), which pass `request_timeout=None`.
 - `request_close`: the annotation `gpuprovider.dev/close-requested-at` on a GpuLease, which
   asks the lease controller to check the chain now (it closes only on chain evidence).
 """
@@ -34,6 +38,8 @@ __all__ = [
     "delete_pull_secrets",
     "list_lease_objects",
     "list_tenant_leases",
+    "patch_gpulease",
+    "patch_gpulease_status",
     "pod_log",
     "read_gpulease",
     "request_close",
@@ -55,8 +61,11 @@ def _json(response: Any) -> Any:
     return json.loads(response.data)
 
 
-async def read_gpulease(api: client.ApiClient, namespace: str, name: str) -> JsonObject | None:
-    """The GpuLease as stored now (a quorum read: the manifest check needs the latest)."""
+async def read_gpulease(
+    api: client.ApiClient, namespace: str, name: str, *, request_timeout: float | None = _TIMEOUT
+) -> JsonObject | None:
+    """The GpuLease as stored now (a quorum read: the manifest check needs the latest).
+    `request_timeout`: the request's bound in seconds (None: unbounded)."""
     custom = client.CustomObjectsApi(api)
     try:
         response = await off_loop(
@@ -67,7 +76,7 @@ async def read_gpulease(api: client.ApiClient, namespace: str, name: str) -> Jso
             GPU_LEASE_PLURAL,
             name,
             _preload_content=False,
-            _request_timeout=_TIMEOUT,
+            _request_timeout=request_timeout,
         )
     except ApiException as error:
         if error.status == 404:
@@ -75,6 +84,68 @@ async def read_gpulease(api: client.ApiClient, namespace: str, name: str) -> Jso
         raise
     found: JsonObject = _json(response)
     return found
+
+
+async def patch_gpulease(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    patch: Mapping[str, Any],
+    *,
+    request_timeout: float | None = _TIMEOUT,
+) -> JsonObject:
+    """JSON merge patch `patch` into the GpuLease (not its status); the stored object."""
+    custom = client.CustomObjectsApi(api)
+    return await _merge_patch(
+        custom.patch_namespaced_custom_object, namespace, name, patch, request_timeout
+    )
+
+
+async def patch_gpulease_status(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    status: Mapping[str, Any],
+    *,
+    missing_ok: bool = False,
+    request_timeout: float | None = _TIMEOUT,
+) -> None:
+    """JSON merge patch `status` into the GpuLease's status subresource (a null removes a
+    field; it never touches what others write there). Raises if the apiserver did not take
+    it; with `missing_ok` a GpuLease gone meanwhile is not an error (it was deleted, and its
+    finalizer handles the rest)."""
+    custom = client.CustomObjectsApi(api)
+    try:
+        await _merge_patch(
+            custom.patch_namespaced_custom_object_status,
+            namespace,
+            name,
+            {"status": dict(status)},
+            request_timeout,
+        )
+    except ApiException as error:
+        if not (missing_ok and error.status == 404):
+            raise
+
+
+async def _merge_patch(
+    method: Any, namespace: str, name: str, patch: Mapping[str, Any], request_timeout: float | None
+) -> JsonObject:
+    response = await off_loop(
+        method,
+        GROUP,
+        VERSION,
+        namespace,
+        GPU_LEASE_PLURAL,
+        name,
+        dict(patch),
+        field_manager=FIELD_MANAGER,
+        _content_type=_MERGE_PATCH,
+        _preload_content=False,
+        _request_timeout=request_timeout,
+    )
+    stored: JsonObject = _json(response)
+    return stored
 
 
 async def write_manifest(
@@ -86,28 +157,13 @@ async def write_manifest(
     resource_version: str,
 ) -> JsonObject:
     """Set `spec.manifest` if the GpuLease is still at `resource_version`; the stored object."""
-    custom = client.CustomObjectsApi(api)
     patch = {"metadata": {"resourceVersion": resource_version}, "spec": {"manifest": manifest}}
     try:
-        response = await off_loop(
-            custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            GPU_LEASE_PLURAL,
-            name,
-            patch,
-            field_manager=FIELD_MANAGER,
-            _content_type=_MERGE_PATCH,
-            _preload_content=False,
-            _request_timeout=_TIMEOUT,
-        )
+        return await patch_gpulease(api, namespace, name, patch)
     except ApiException as error:
         if error.status == 409:
             raise LeaseConflict(f"GpuLease {namespace}/{name} changed meanwhile") from None
         raise
-    stored: JsonObject = _json(response)
-    return stored
 
 
 async def apply_pull_secrets(
@@ -184,19 +240,8 @@ async def list_tenant_leases(
 
 async def request_close(api: client.ApiClient, namespace: str, name: str, at: str) -> None:
     """Annotate the GpuLease: the tenant says it closed the lease on chain, check now."""
-    custom = client.CustomObjectsApi(api)
-    patch = {"metadata": {"annotations": {CLOSE_REQUESTED_ANNOTATION: at}}}
-    await off_loop(
-        custom.patch_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        GPU_LEASE_PLURAL,
-        name,
-        patch,
-        field_manager=FIELD_MANAGER,
-        _content_type=_MERGE_PATCH,
-        _request_timeout=_TIMEOUT,
+    await patch_gpulease(
+        api, namespace, name, {"metadata": {"annotations": {CLOSE_REQUESTED_ANNOTATION: at}}}
     )
 
 

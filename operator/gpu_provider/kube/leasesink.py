@@ -6,8 +6,10 @@
   succeeded but whose status write was lost (a crash in between) is repaired the next time:
   a GpuLease with no phase gets its initial status.
 
-Status writes are JSON merge patches of the status subresource, so they never touch what the
-workload controller writes (services, conditions).
+Status writes are JSON merge patches of the status subresource (`kube.leases.
+patch_gpulease_status`, which the chain daemon's close decisions use too), so they never touch
+what the workload controller writes (services, conditions). The chain daemon's GpuLease
+requests have no request timeout (`request_timeout=None`), as they never had.
 """
 
 from __future__ import annotations
@@ -19,15 +21,10 @@ from kubernetes.client.exceptions import ApiException
 
 from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, VERSION
 from gpu_provider.kube.client import FIELD_MANAGER, off_loop
+from gpu_provider.kube.leases import patch_gpulease_status, read_gpulease
 
-__all__ = [
-    "create_gpulease",
-    "list_provider_leases",
-    "patch_lease",
-    "patch_lease_status",
-]
+__all__ = ["create_gpulease", "list_provider_leases"]
 
-_MERGE_PATCH: Final = "application/merge-patch+json"
 PROVIDER_NODE_LABEL: Final = "gpuprovider.dev/provider-node"
 
 JsonObject = dict[str, Any]
@@ -49,52 +46,6 @@ async def list_provider_leases(
     return cast(list[JsonObject], cast(JsonObject, reply).get("items") or [])
 
 
-async def patch_lease_status(
-    api: client.ApiClient, namespace: str, name: str, status: JsonObject
-) -> None:
-    """Merge `status` into the GpuLease's status; raises if the apiserver did not take it."""
-    custom = client.CustomObjectsApi(api)
-    await off_loop(
-        custom.patch_namespaced_custom_object_status,
-        GROUP,
-        VERSION,
-        namespace,
-        GPU_LEASE_PLURAL,
-        name,
-        {"status": status},
-        field_manager=FIELD_MANAGER,
-        _content_type=_MERGE_PATCH,
-    )
-
-
-async def patch_lease(api: client.ApiClient, namespace: str, name: str, patch: JsonObject) -> None:
-    custom = client.CustomObjectsApi(api)
-    await off_loop(
-        custom.patch_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        GPU_LEASE_PLURAL,
-        name,
-        patch,
-        field_manager=FIELD_MANAGER,
-        _content_type=_MERGE_PATCH,
-    )
-
-
-async def read_lease(api: client.ApiClient, namespace: str, name: str) -> JsonObject | None:
-    custom = client.CustomObjectsApi(api)
-    try:
-        body = await off_loop(
-            custom.get_namespaced_custom_object, GROUP, VERSION, namespace, GPU_LEASE_PLURAL, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return cast(JsonObject, body)
-
-
 async def create_gpulease(api: client.ApiClient, body: JsonObject, status: JsonObject) -> bool:
     """Create `body` if absent and write its initial `status`; False when it existed."""
     meta = body["metadata"]
@@ -113,10 +64,10 @@ async def create_gpulease(api: client.ApiClient, body: JsonObject, status: JsonO
     except ApiException as error:
         if error.status != 409:
             raise
-        stored = await read_lease(api, namespace, name)
+        stored = await read_gpulease(api, namespace, name, request_timeout=None)
         if stored is not None and not (stored.get("status") or {}).get("phase"):
             # Created by a run that died before its status write: finish it now.
-            await patch_lease_status(api, namespace, name, status)
+            await patch_gpulease_status(api, namespace, name, status, request_timeout=None)
         return False
-    await patch_lease_status(api, namespace, name, status)
+    await patch_gpulease_status(api, namespace, name, status, request_timeout=None)
     return True
