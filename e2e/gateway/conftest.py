@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.samples import load_example
 
-from e2e.gateway.process import Gateway, start_gateway
+from e2e.gateway.process import Gateway, example_provider_node, serving
 from e2e.harness.stack import KwokCluster
-from gpu_provider.api.v1alpha1 import GROUP, VERSION
 
 
 @pytest.fixture(scope="module")
 def provider_node(api_client: client.ApiClient, crds: list[str]) -> Iterator[dict[str, Any]]:
-    body = copy.deepcopy(load_example("providernode.yaml"))
-    body["metadata"] = {"name": f"gateway-e2e-{uuid.uuid4().hex[:6]}"}
-    custom = client.CustomObjectsApi(api_client)
-    created = custom.create_cluster_custom_object(GROUP, VERSION, "providernodes", body)
-    yield created
-    custom.delete_cluster_custom_object(GROUP, VERSION, "providernodes", body["metadata"]["name"])
+    with example_provider_node(api_client, f"gateway-e2e-{uuid.uuid4().hex[:6]}") as created:
+        yield created
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +26,5 @@ def gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("gateway")
-    running = start_gateway(
-        kwok_cluster.kubeconfig,
-        tmp,
-        "--provider-node",
-        provider_node["metadata"]["name"],
-        "--devnet-self-signed",
-    )
-    yield running
-    running.stop()
+    with serving(kwok_cluster.kubeconfig, tmp, provider_node["metadata"]["name"]) as running:
+        yield running

@@ -1,8 +1,12 @@
-"""Run `gpu-provider gateway` as its own process and talk to it like a tenant does."""
+"""Run `gpu-provider gateway` as its own process and talk to it like a tenant does; the
+ProviderNode it serves (`example_provider_node`) and the module-long gateway (`serving`) of
+the gateway and tenant gateway tests."""
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -10,9 +14,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from kubernetes import client
+from tests.samples import load_example
+
+from gpu_provider.api.v1alpha1 import GROUP, VERSION
 
 REFRESH_SECONDS = 1.0
 NO_VERIFY = ssl.create_default_context()
@@ -58,7 +68,10 @@ class Gateway:
         self.process.wait(timeout=15)
 
 
-def start_gateway(kubeconfig: Path, tmp: Path, *args: str) -> Gateway:
+def start_gateway(
+    kubeconfig: Path, tmp: Path, *args: str, env: Mapping[str, str] | None = None
+) -> Gateway:
+    """`gpu-provider gateway *args`, once it answers; `env`: added to its environment."""
     port = free_port()
     log = tmp / f"gateway-{port}.log"
     command = [
@@ -77,7 +90,9 @@ def start_gateway(kubeconfig: Path, tmp: Path, *args: str) -> Gateway:
         *args,
     ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     gateway = Gateway(process, port, log)
 
     def answers() -> bool:
@@ -90,3 +105,27 @@ def start_gateway(kubeconfig: Path, tmp: Path, *args: str) -> Gateway:
 
     wait_for(answers, "the gateway to answer /version")
     return gateway
+
+
+@contextmanager
+def example_provider_node(api_client: client.ApiClient, name: str) -> Iterator[dict[str, Any]]:
+    """The production-shaped example ProviderNode under `name`, as created; deleted after."""
+    body = copy.deepcopy(load_example("providernode.yaml"))
+    body["metadata"] = {"name": name}
+    custom = client.CustomObjectsApi(api_client)
+    yield cast(
+        dict[str, Any], custom.create_cluster_custom_object(GROUP, VERSION, "providernodes", body)
+    )
+    custom.delete_cluster_custom_object(GROUP, VERSION, "providernodes", name)
+
+
+@contextmanager
+def serving(
+    kubeconfig: Path, tmp: Path, provider_node: str, env: Mapping[str, str] | None = None
+) -> Iterator[Gateway]:
+    """A gateway for `provider_node` with a self-signed certificate; stopped after."""
+    running = start_gateway(
+        kubeconfig, tmp, "--provider-node", provider_node, "--devnet-self-signed", env=env
+    )
+    yield running
+    running.stop()

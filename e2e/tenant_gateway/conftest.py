@@ -7,7 +7,6 @@ order, and carry the status the operator writes after creating them.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -15,9 +14,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.samples import load_example
 
-from e2e.gateway.process import Gateway, start_gateway
+from e2e.gateway.process import Gateway, example_provider_node, serving
 from e2e.harness.stack import KwokCluster
 from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, VERSION
 from gpu_provider.devnet.accounts import DEFAULT_ROLE_INDEXES, Role, derive_account
@@ -63,12 +61,8 @@ def lease_namespace(core: client.CoreV1Api) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def provider_node(api_client: client.ApiClient, crds: list[str]) -> Iterator[dict[str, Any]]:
-    body = copy.deepcopy(load_example("providernode.yaml"))
-    body["metadata"] = {"name": f"tenant-gw-{uuid.uuid4().hex[:6]}"}
-    custom = client.CustomObjectsApi(api_client)
-    created = custom.create_cluster_custom_object(GROUP, VERSION, "providernodes", body)
-    yield created
-    custom.delete_cluster_custom_object(GROUP, VERSION, "providernodes", body["metadata"]["name"])
+    with example_provider_node(api_client, f"tenant-gw-{uuid.uuid4().hex[:6]}") as created:
+        yield created
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +73,10 @@ def gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("tenant-gateway")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("GPU_PROVIDER_NAMESPACE", lease_namespace)
-        running = start_gateway(
-            kwok_cluster.kubeconfig,
-            tmp,
-            "--provider-node",
-            provider_node["metadata"]["name"],
-            "--devnet-self-signed",
-        )
-    yield running
-    running.stop()
+    name = provider_node["metadata"]["name"]
+    env = {"GPU_PROVIDER_NAMESPACE": lease_namespace}
+    with serving(kwok_cluster.kubeconfig, tmp, name, env) as running:
+        yield running
 
 
 MakeLease = Callable[..., dict[str, Any]]
