@@ -37,11 +37,14 @@ from e2e.operator.conftest import (  # noqa: F401 - fixtures shared with the ope
     operator_namespace,
     provider_node,
 )
+from gpu_provider.chain.contracts import Contracts
+from gpu_provider.chain.registry import read_provider
 from gpu_provider.devnet.accounts import Role
 from gpu_provider.devnet.matchmaker import Matchmaker
 from gpu_provider.devnet.orderfile import TenantOrder
 from gpu_provider.devnet.session import DevnetChain, open_devnet
-from gpu_provider.devnet.tenant import Tenant
+from gpu_provider.devnet.tenant import PlacedOrder, Tenant
+from gpu_provider.market.advertise import ProviderStatus
 from gpu_provider.market.spec import GpuModelRef, GpuRequest, OrderSpec, Placement, Service
 
 T = TypeVar("T")
@@ -237,6 +240,63 @@ async def market(
         await devnet.close()
 
 
+def call(market: Market, contract: str, function: str, *args: Any) -> Any:
+    """`contract.function(*args)` of the devnet's marketplace, to `.call()` or send."""
+    return getattr(market.devnet.contract(contract).functions, function)(*args)
+
+
+async def start_serving(
+    operators: Operators,
+    chain: Chain,  # noqa: F811
+    market: Market,
+    custom: client.CustomObjectsApi,  # noqa: F811
+    body: dict[str, Any],
+) -> OperatorProcess:
+    """Start an operator and apply the ProviderNode `body`; return once the provider is
+    registered and approved on chain (ACTIVE) and its chain daemon follows the chain
+    (`status.chain` is set)."""
+    running = operators.start()
+    operators.apply(body)
+    name = body["metadata"]["name"]
+    contracts = Contracts(market.devnet.w3, chain.state.chain_settings().contracts)
+    deadline = time.monotonic() + 120
+    while (await read_provider(contracts, chain.provider)).status is not ProviderStatus.ACTIVE:
+        assert time.monotonic() < deadline, "the provider registered and approved"
+        await asyncio.sleep(0.5)
+    await until(
+        lambda: (provider_node(custom, name).get("status") or {}).get("chain"),
+        "the chain daemon following the chain (status.chain)",
+    )
+    return running
+
+
+async def assert_caught_up(
+    api: client.ApiClient,
+    market: Market,
+    chain: Chain,  # noqa: F811
+    provider: str,
+    matched: PlacedOrder,
+    closed: PlacedOrder,
+    when: str,
+) -> None:
+    """After the chain was out of reach (`when`, e.g. "during the outage"): the lease of the
+    order `matched` meanwhile is taken in, the tenant's close of `closed` is recorded, and the
+    GpuLeases are exactly the provider's leases on chain (no event missed, no phantom)."""
+    await until(
+        lambda: gpuleases(api, provider).get(matched.order_id),
+        f"the lease matched {when} taken in",
+        within=90,
+    )
+    reason = await until(
+        lambda: gpuleases(api, provider)[closed.order_id]["status"].get("closeReason"),
+        f"the tenant's close {when} recorded",
+    )
+    assert reason == "TenantClosed"
+    lease = market.devnet.contract("ComputeLease")
+    _active, every = await lease.functions.getProviderLeases(chain.provider).call()
+    assert set(gpuleases(api, provider)) == {int(i) for i in every}
+
+
 def gpuleases(
     api: client.ApiClient, provider: str = "devnet-provider"
 ) -> dict[int, dict[str, Any]]:
@@ -255,6 +315,8 @@ __all__ = [
     "PN_PLURAL",
     "Market",
     "Operators",
+    "assert_caught_up",
+    "call",
     "delete_provider_node",
     "forget_provider",
     "gpu_order",
@@ -262,5 +324,6 @@ __all__ = [
     "lifecycle_provider",
     "metric",
     "provider_node",
+    "start_serving",
     "until",
 ]

@@ -9,20 +9,17 @@ withdraws the earnings, and only then lets the ProviderNode go.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import Any
-
 import pytest
 from kubernetes import client
 
 from e2e.lifecycle.conftest import (
     Market,
     Operators,
+    call,
     gpu_order,
     gpuleases,
     lifecycle_provider,
-    provider_node,
+    start_serving,
     until,
 )
 from e2e.operator.conftest import PN_GROUP, PN_PLURAL, PN_VERSION, Chain, OperatorProcess
@@ -33,32 +30,17 @@ from gpu_provider.market.advertise import ProviderStatus
 NAME = "retiring-provider"
 
 
-def _call(market: Market, contract: str, function: str, *args: Any) -> Any:
-    return getattr(market.devnet.contract(contract).functions, function)(*args)
-
-
 @pytest.fixture(scope="module")
 async def operator(
     operators: Operators, chain: Chain, market: Market, custom: client.CustomObjectsApi
 ) -> OperatorProcess:
-    running = operators.start()
     body = lifecycle_provider(NAME)
     # No withdrawal before the deletion (so the one after it is the decommission's), and no
     # manifest deadline closing the lease first.
     for token in body["spec"]["acceptedTokens"]:
         token["withdrawThreshold"] = "1000000"
     body["spec"]["leaseDefaults"]["manifestDeadlineSeconds"] = 3600
-    operators.apply(body)
-    contracts = Contracts(market.devnet.w3, chain.state.chain_settings().contracts)
-    deadline = time.monotonic() + 120
-    while (await read_provider(contracts, chain.provider)).status is not ProviderStatus.ACTIVE:
-        assert time.monotonic() < deadline, "the provider registered and approved"
-        await asyncio.sleep(0.5)
-    await until(
-        lambda: (provider_node(custom, NAME).get("status") or {}).get("chain"),
-        "the chain daemon following the chain (status.chain)",
-    )
-    return running
+    return await start_serving(operators, chain, market, custom, body)
 
 
 def _gone(custom: client.CustomObjectsApi) -> bool:
@@ -112,7 +94,7 @@ async def test_deleting_a_provider_node_closes_its_leases_withdraws_the_offer_an
     assert after.pending_units("GPU") == ()
     earned, withdrawn, balance = (
         int(v)
-        for v in await _call(
+        for v in await call(
             market, "EscrowProtocol", "providerEarnings", chain.provider, token
         ).call()
     )

@@ -20,24 +20,19 @@ from e2e.lifecycle.conftest import (
     REGION,
     Market,
     Operators,
+    call,
     gpu_order,
     gpuleases,
     lifecycle_provider,
     provider_node,
+    start_serving,
     until,
 )
 from e2e.operator.conftest import Chain, OperatorProcess
-from gpu_provider.chain.contracts import Contracts
-from gpu_provider.chain.registry import read_provider
 from gpu_provider.devnet.tenant import PlacedOrder
-from gpu_provider.market.advertise import ProviderStatus
 from gpu_provider.market.spec import Placement
 
 NAME = "devnet-provider"
-
-
-def _call(market: Market, contract: str, function: str, *args: Any) -> Any:
-    return getattr(market.devnet.contract(contract).functions, function)(*args)
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +43,7 @@ async def operator(
     custom: client.CustomObjectsApi,
     kwok_cluster: Any,
 ) -> OperatorProcess:
-    running = operators.start()
-    operators.apply(lifecycle_provider(NAME))
-    contracts = Contracts(market.devnet.w3, chain.state.chain_settings().contracts)
-    deadline = time.monotonic() + 120
-    while (await read_provider(contracts, chain.provider)).status is not ProviderStatus.ACTIVE:
-        assert time.monotonic() < deadline, "the provider registered and approved"
-        await asyncio.sleep(0.5)
-    await until(
-        lambda: (provider_node(custom, NAME).get("status") or {}).get("chain"),
-        "the chain daemon following the chain (status.chain)",
-    )
-    return running
+    return await start_serving(operators, chain, market, custom, lifecycle_provider(NAME))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +95,7 @@ async def test_servable_orders_are_bid_matched_and_become_gpuleases_the_rest_ski
 
 async def bids_on_chain(market: Market, order_id: int) -> list[str]:
     """The providers with a bid on the order, as the chain holds them."""
-    found = await _call(market, "Bid", "getAllBidsForOrder", order_id).call()
+    found = await call(market, "Bid", "getAllBidsForOrder", order_id).call()
     return [str(b[1]) for b in found]
 
 
@@ -173,7 +157,7 @@ async def test_earnings_are_withdrawn_to_the_wei(
     token = chain.state.payment_token
 
     async def chain_earnings() -> tuple[int, int, int]:
-        e = await _call(market, "EscrowProtocol", "providerEarnings", chain.provider, token).call()
+        e = await call(market, "EscrowProtocol", "providerEarnings", chain.provider, token).call()
         return int(e[0]), int(e[1]), int(e[2])
 
     deadline = time.monotonic() + 60

@@ -16,6 +16,7 @@ from e2e.chain_client.conftest import RpcProxy
 from e2e.lifecycle.conftest import (
     Market,
     Operators,
+    assert_caught_up,
     gpu_order,
     gpuleases,
     lifecycle_provider,
@@ -78,16 +79,4 @@ async def test_no_lease_event_is_missed_across_an_rpc_outage_and_no_phantom_appe
     assert second.order_id not in gpuleases(api_client, PROVIDER)
     await proxy.start()
 
-    await until(
-        lambda: gpuleases(api_client, PROVIDER).get(second.order_id),
-        "the lease matched during the outage taken in",
-        within=90,
-    )
-    closed = await until(
-        lambda: gpuleases(api_client, PROVIDER)[first.order_id]["status"].get("closeReason"),
-        "the tenant's close during the outage recorded",
-    )
-    assert closed == "TenantClosed"
-    lease = market.devnet.contract("ComputeLease")
-    _active, every = await lease.functions.getProviderLeases(chain.provider).call()
-    assert set(gpuleases(api_client, PROVIDER)) == {int(i) for i in every}
+    await assert_caught_up(api_client, market, chain, PROVIDER, second, first, "during the outage")
