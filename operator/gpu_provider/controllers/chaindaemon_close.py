@@ -202,7 +202,6 @@ class LeaseCloser:
                 self.namespace,
                 name,
                 {**closing_status(decision.reason), "chainState": ChainLeaseState.TERMINATED.value},
-                request_timeout=None,
             )
             self.metrics.leases_closed.labels(self.name, decision.reason.value, "false").inc()
             log.info("lease %d: closed on chain (%s); Closing", lease_id, decision.reason.value)
@@ -232,9 +231,7 @@ async def close_on_chain(
 
     async def before_send(intent: CloseIntent) -> None:
         # Durable before anything is journaled or broadcast.
-        await patch_gpulease_status(
-            api, namespace, name, closing_status(intent.reason), request_timeout=None
-        )
+        await patch_gpulease_status(api, namespace, name, closing_status(intent.reason))
 
     try:
         outcome = await close_lease(contracts, tx, lease_id, reason, before_send=before_send)
@@ -246,7 +243,6 @@ async def close_on_chain(
         namespace,
         name,
         {**closing_status(reason), "chainState": ChainLeaseState.TERMINATED.value},
-        request_timeout=None,
     )
     return outcome
 

@@ -82,7 +82,6 @@ class KubeLeaseSink:
             self.namespace,
             name,
             build_terms_patch(record.lease, record.order),
-            request_timeout=None,
         )
         log.info("lease %d: terms updated (%d blocks)", record.lease_id, record.order.num_of_blocks)
 

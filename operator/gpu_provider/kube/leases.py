@@ -13,7 +13,8 @@ Writes:
   gateway can neither list nor read Secrets).
 - `patch_gpulease` / `patch_gpulease_status`: JSON merge patches of a GpuLease or of its
   status subresource: the writes above, the lease controller's status writes, and the chain
-  daemon's (`kube.leasesink`, the terms and close status), which pass `request_timeout=None`.
+  daemon's (`kube.leasesink`, the terms and close status). Every request is bounded
+  (`REQUEST_TIMEOUT`): a hung apiserver fails it, and the caller's loop retries.
 - `request_close`: the annotation `gpuprovider.dev/close-requested-at` on a GpuLease, which
   asks the lease controller to check the chain now (it closes only on chain evidence).
 """
@@ -50,7 +51,7 @@ JsonObject = dict[str, Any]
 CLOSE_REQUESTED_ANNOTATION: Final = "gpuprovider.dev/close-requested-at"
 _MERGE_PATCH: Final = "application/merge-patch+json"
 _APPLY_PATCH: Final = "application/apply-patch+yaml"
-_TIMEOUT: Final = 15.0
+REQUEST_TIMEOUT: Final = 15.0
 
 
 class LeaseConflict(RuntimeError):
@@ -62,10 +63,11 @@ def _json(response: Any) -> Any:
 
 
 async def read_gpulease(
-    api: client.ApiClient, namespace: str, name: str, *, request_timeout: float | None = _TIMEOUT
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
 ) -> JsonObject | None:
-    """The GpuLease as stored now (a quorum read: the manifest check needs the latest).
-    `request_timeout`: the request's bound in seconds (None: unbounded)."""
+    """The GpuLease as stored now (a quorum read: the manifest check needs the latest)."""
     custom = client.CustomObjectsApi(api)
     try:
         response = await off_loop(
@@ -76,7 +78,7 @@ async def read_gpulease(
             GPU_LEASE_PLURAL,
             name,
             _preload_content=False,
-            _request_timeout=request_timeout,
+            _request_timeout=REQUEST_TIMEOUT,
         )
     except ApiException as error:
         if error.status == 404:
@@ -91,14 +93,10 @@ async def patch_gpulease(
     namespace: str,
     name: str,
     patch: Mapping[str, Any],
-    *,
-    request_timeout: float | None = _TIMEOUT,
 ) -> JsonObject:
     """JSON merge patch `patch` into the GpuLease (not its status); the stored object."""
     custom = client.CustomObjectsApi(api)
-    return await _merge_patch(
-        custom.patch_namespaced_custom_object, namespace, name, patch, request_timeout
-    )
+    return await _merge_patch(custom.patch_namespaced_custom_object, namespace, name, patch)
 
 
 async def patch_gpulease_status(
@@ -108,7 +106,6 @@ async def patch_gpulease_status(
     status: Mapping[str, Any],
     *,
     missing_ok: bool = False,
-    request_timeout: float | None = _TIMEOUT,
 ) -> None:
     """JSON merge patch `status` into the GpuLease's status subresource (a null removes a
     field; it never touches what others write there). Raises if the apiserver did not take
@@ -121,7 +118,6 @@ async def patch_gpulease_status(
             namespace,
             name,
             {"status": dict(status)},
-            request_timeout,
         )
     except ApiException as error:
         if not (missing_ok and error.status == 404):
@@ -129,7 +125,7 @@ async def patch_gpulease_status(
 
 
 async def _merge_patch(
-    method: Any, namespace: str, name: str, patch: Mapping[str, Any], request_timeout: float | None
+    method: Any, namespace: str, name: str, patch: Mapping[str, Any]
 ) -> JsonObject:
     response = await off_loop(
         method,
@@ -142,7 +138,7 @@ async def _merge_patch(
         field_manager=FIELD_MANAGER,
         _content_type=_MERGE_PATCH,
         _preload_content=False,
-        _request_timeout=request_timeout,
+        _request_timeout=REQUEST_TIMEOUT,
     )
     stored: JsonObject = _json(response)
     return stored
@@ -199,7 +195,7 @@ async def _apply_secret(
         field_manager=FIELD_MANAGER,
         force=True,
         _content_type=_APPLY_PATCH,
-        _request_timeout=_TIMEOUT,
+        _request_timeout=REQUEST_TIMEOUT,
     )
 
 
@@ -208,7 +204,7 @@ async def _create_namespace(core: client.CoreV1Api, namespace: str) -> None:
         await off_loop(
             core.create_namespace,
             client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)),
-            _request_timeout=_TIMEOUT,
+            _request_timeout=REQUEST_TIMEOUT,
         )
     except ApiException as error:
         if error.status != 409:
@@ -232,7 +228,7 @@ async def list_tenant_leases(
         GPU_LEASE_PLURAL,
         label_selector=tenant_selector,
         _preload_content=False,
-        _request_timeout=_TIMEOUT,
+        _request_timeout=REQUEST_TIMEOUT,
     )
     items: list[JsonObject] = _json(response).get("items", [])
     return items
@@ -271,7 +267,7 @@ async def list_lease_objects(
         namespace,
         label_selector=label_selector or "",
         _preload_content=False,
-        _request_timeout=_TIMEOUT,
+        _request_timeout=REQUEST_TIMEOUT,
     )
     items: list[JsonObject] = _json(response).get("items", [])
     return items
@@ -294,6 +290,6 @@ async def pod_log(
         tail_lines=tail,
         since_seconds=since_seconds,
         timestamps=True,
-        _request_timeout=_TIMEOUT,
+        _request_timeout=REQUEST_TIMEOUT,
     )
     return text

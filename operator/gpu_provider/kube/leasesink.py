@@ -8,8 +8,9 @@
 
 Status writes are JSON merge patches of the status subresource (`kube.leases.
 patch_gpulease_status`, which the chain daemon's close decisions use too), so they never touch
-what the workload controller writes (services, conditions). The chain daemon's GpuLease
-requests have no request timeout (`request_timeout=None`), as they never had.
+what the workload controller writes (services, conditions). Every request is bounded
+(`kube.leases.REQUEST_TIMEOUT`): a hung apiserver fails it, and intake retries the event
+(create-if-absent makes that safe).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from gpu_provider.api.v1alpha1 import GPU_LEASE_PLURAL, GROUP, VERSION
 from gpu_provider.kube.client import FIELD_MANAGER, off_loop
-from gpu_provider.kube.leases import patch_gpulease_status, read_gpulease
+from gpu_provider.kube.leases import REQUEST_TIMEOUT, patch_gpulease_status, read_gpulease
 
 __all__ = ["create_gpulease", "list_provider_leases"]
 
@@ -42,6 +43,7 @@ async def list_provider_leases(
         namespace,
         GPU_LEASE_PLURAL,
         label_selector=f"{PROVIDER_NODE_LABEL}={provider_node}",
+        _request_timeout=REQUEST_TIMEOUT,
     )
     return cast(list[JsonObject], cast(JsonObject, reply).get("items") or [])
 
@@ -60,14 +62,15 @@ async def create_gpulease(api: client.ApiClient, body: JsonObject, status: JsonO
             GPU_LEASE_PLURAL,
             body,
             field_manager=FIELD_MANAGER,
+            _request_timeout=REQUEST_TIMEOUT,
         )
     except ApiException as error:
         if error.status != 409:
             raise
-        stored = await read_gpulease(api, namespace, name, request_timeout=None)
+        stored = await read_gpulease(api, namespace, name)
         if stored is not None and not (stored.get("status") or {}).get("phase"):
             # Created by a run that died before its status write: finish it now.
-            await patch_gpulease_status(api, namespace, name, status, request_timeout=None)
+            await patch_gpulease_status(api, namespace, name, status)
         return False
-    await patch_gpulease_status(api, namespace, name, status, request_timeout=None)
+    await patch_gpulease_status(api, namespace, name, status)
     return True
