@@ -127,6 +127,8 @@ class RpcProxy:
     fault: Fault | None = None
     http_status: int | None = None
     requests: int = 0
+    answering: asyncio.Event = field(default_factory=asyncio.Event)
+    """Cleared: every request hangs unanswered (a node gone silent); set again: answered."""
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
 
@@ -137,6 +139,8 @@ class RpcProxy:
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
         body = await request.read()
+        # Silent: the request is held without an answer (the client's timeout ends it).
+        await self.answering.wait()
         if self.http_status is not None:
             return web.Response(status=self.http_status, text="upstream trouble")
         if self.fault is not None:
@@ -164,6 +168,9 @@ class RpcProxy:
         async with self._session.post(self.upstream, json=request) as reply:
             return await reply.json()
 
+    def __post_init__(self) -> None:
+        self.answering.set()
+
     async def start(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -174,6 +181,7 @@ class RpcProxy:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def stop(self) -> None:
+        self.answering.set()  # held requests end (a stopped proxy refuses, it does not hang)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
