@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 GL: Final = (GROUP, VERSION, GPU_LEASE_PLURAL)
 OURS: Final = {LEASE_ID_LABEL: kopf.PRESENT}
-STOP_GRACE_SECONDS: Final = 60.0
+STOP_GRACE_SECONDS: Final = 10.0
 """Kopf cancels a loop this long after its stop flag (a reconcile in progress finishes first:
-without `cancellation_backoff` Kopf cancels at once)."""
+without `cancellation_backoff` Kopf cancels at once); a reconcile is idempotent, so a cancelled
+one is simply done again by the next leader."""
 STOP_BACKSTOP_SECONDS: Final = 30.0
 DEBOUNCE_SECONDS: Final = 0.01
 """A Pod burst (a Deployment's replicas turning Ready together) is one reconcile."""

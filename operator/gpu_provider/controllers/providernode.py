@@ -29,11 +29,11 @@ from gpu_provider.kube.providernodes import ProviderNodeGone, read_provider_node
 log = logging.getLogger(__name__)
 
 PN: Final = (GROUP, VERSION, PROVIDER_NODE_PLURAL)
-STOP_GRACE_SECONDS: Final = 630.0
-"""Kopf cancels a loop that has not exited this long after its stop flag was set; ours exits
-within `operator.stop_timeout_seconds` (at most 600) of it, so this is only a backstop.
-(Kopf's `cancellation_backoff`: without one it cancels the loop at once, never letting the
-stop flag work.)"""
+STOP_GRACE_SECONDS: Final = 60.0
+"""Kopf cancels a loop this long after its stop flag. The loop itself gives a reconcile step
+`operator.stop_timeout_seconds` (30 by default) and then cancels it; a cancelled loop still
+winds down (step, daemon, session) before it exits. Without a `cancellation_backoff` Kopf
+cancels at once, never letting the stop flag work."""
 STOP_BACKSTOP_SECONDS: Final = 30.0
 """How long Kopf then waits for the cancelled loop to exit."""
 
