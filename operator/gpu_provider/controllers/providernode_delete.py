@@ -36,9 +36,10 @@ from gpu_provider.chain.earnings import EarningsCollector
 from gpu_provider.controllers.chaindaemon_close import close_on_chain
 from gpu_provider.controllers.chainsession import ChainSession, WalletProblem, load_wallet
 from gpu_provider.controllers.context import OperatorContext
+from gpu_provider.controllers.providernode_reconcile import read_certificate
 from gpu_provider.kube.leasesink import list_provider_leases
-from gpu_provider.kube.secrets import SecretKeyMissing, SecretMissing, read_secret_key
-from gpu_provider.market.advertise import build_desired
+from gpu_provider.kube.secrets import SecretKeyMissing, SecretMissing
+from gpu_provider.market.advertise import DesiredProvider, build_desired
 from gpu_provider.market.closing import CloseReason
 
 __all__ = ["Decommissioned", "decommission"]
@@ -139,17 +140,12 @@ async def decommission(ctx: OperatorContext, name: str, body: Mapping[str, Any])
 
 async def _withdrawn_offer(
     ctx: OperatorContext, name: str, spec: ProviderNodeSpec, address: str
-) -> Any:
+) -> DesiredProvider:
     """What the registry should say of a provider that takes no more orders."""
-    certificate = ""
-    if spec.certificate_secret_ref is not None:
-        try:
-            raw = await read_secret_key(
-                ctx.api, ctx.settings.namespace, spec.certificate_secret_ref.name, "tls.crt"
-            )
-            certificate = raw.decode("utf-8", "replace")
-        except (SecretMissing, SecretKeyMissing):
-            certificate = ""
+    try:
+        certificate = await read_certificate(ctx, spec)
+    except (SecretMissing, SecretKeyMissing):
+        certificate = ""  # gone with the rest: nothing will connect to this provider any more
     return build_desired(
         wallet=address,
         name=name,

@@ -38,7 +38,7 @@ from gpu_provider.kube.secrets import SecretKeyMissing, SecretMissing, read_secr
 from gpu_provider.market.advertise import build_desired
 from gpu_provider.market.capacity import Capacity
 
-__all__ = ["LoopState", "ReconcileResult", "reconcile_provider_node"]
+__all__ = ["LoopState", "ReconcileResult", "read_certificate", "reconcile_provider_node"]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ async def _class_problems(ctx: OperatorContext, spec: ProviderNodeSpec) -> list[
     return problems
 
 
-async def _certificate(ctx: OperatorContext, spec: ProviderNodeSpec) -> str:
+async def read_certificate(ctx: OperatorContext, spec: ProviderNodeSpec) -> str:
+    """The gateway certificate the registry advertises (`spec.certificateSecretRef`'s
+    `tls.crt`), "" when none is named; raises `SecretMissing`/`SecretKeyMissing`."""
     if spec.certificate_secret_ref is None:
         return ""
     ns, name = ctx.settings.namespace, spec.certificate_secret_ref.name
@@ -134,7 +136,7 @@ async def _chain(
     if state.session is not None and state.session.address != wallet.address:
         await state.close()  # the Secret now holds another key: a new journal owner
     try:
-        certificate = await _certificate(ctx, spec)
+        certificate = await read_certificate(ctx, spec)
     except (SecretMissing, SecretKeyMissing) as error:
         return (
             None,
