@@ -76,33 +76,19 @@ class Gaps:
                 self._start(holder.key)
 
     def _start(self, key: str) -> None:
-        task = asyncio.create_task(self._finish(key), name=f"finish-abandoned-{key}")
+        # Its outcome is in the journal; a later `send` under the key reports it too.
+        work = _logged(lambda: self._finish_abandoned(key), f"finishing abandoned intent {key!r}")
+        task = asyncio.create_task(work, name=f"finish-abandoned-{key}")
         self._abandoned[key] = task
         task.add_done_callback(lambda _: self._abandoned.pop(key, None))
 
-    async def _finish(self, key: str) -> None:
-        try:
-            await self._finish_abandoned(key)
-        except ChainError as exc:
-            # Its outcome is in the journal; a later `send` under the key reports it too.
-            log.warning("finishing abandoned intent %r: %s", key, exc)
-        except Exception:
-            log.exception("finishing abandoned intent %r failed", key)
-
     def fill_soon(self, nonce: int) -> None:
-        """`fill` in the background: a nonce just abandoned below ones already taken."""
-        task = asyncio.create_task(self._fill_logged(nonce), name=f"fill-nonce-{nonce}")
+        """`fill` in the background: a nonce just abandoned below ones already taken (if it
+        fails, the waiting loop of the transaction behind it tries again: `unblock`)."""
+        work = _logged(lambda: self.fill(nonce), f"filling nonce {nonce}")
+        task = asyncio.create_task(work, name=f"fill-nonce-{nonce}")
         self._filling.add(task)
         task.add_done_callback(self._filling.discard)
-
-    async def _fill_logged(self, nonce: int) -> None:
-        try:
-            await self.fill(nonce)
-        except ChainError as exc:
-            # The waiting loop of the transaction behind it tries again (`unblock`).
-            log.warning("filling nonce %d: %s", nonce, exc)
-        except Exception:
-            log.exception("filling nonce %d failed", nonce)
 
     async def fill(self, nonce: int) -> None:
         """Use up `nonce` with a zero-value self-transfer (again, re-priced, once the last
@@ -125,3 +111,14 @@ class Gaps:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _logged(work: Callable[[], Awaitable[None]], what: str) -> None:
+    """Background work whose failure is logged, never raised (nobody awaits it); started
+    here, so a task cancelled before it runs leaves no coroutine unawaited."""
+    try:
+        await work()
+    except ChainError as exc:
+        log.warning("%s: %s", what, exc)
+    except Exception:
+        log.exception("%s failed", what)
