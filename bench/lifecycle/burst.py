@@ -99,12 +99,17 @@ def burst(market: Market, devnet: DevnetChain, count: int) -> int:
         )
         signed = tenant.sign_transaction(tx)
         hashes.append(market.w3.eth.send_raw_transaction(signed.raw_transaction))
+    return mine_in_one_block(market, hashes, "the burst")
+
+
+def mine_in_one_block(market: Market, hashes: list[Any], what: str) -> int:
+    """Mine one block and check that it holds every transaction of `hashes`, all succeeded."""
     rpc(market, "evm_mine")
     block = market.w3.eth.block_number
     for tx_hash in hashes:
         receipt = market.w3.eth.get_transaction_receipt(tx_hash)
         assert receipt["status"] == 1, receipt
-        assert receipt["blockNumber"] == block, "the burst did not fit one block"
+        assert receipt["blockNumber"] == block, f"{what} did not fit one block"
     return int(block)
 
 

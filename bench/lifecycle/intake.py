@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from bench.lifecycle.burst import burst, rpc
+from bench.lifecycle.burst import burst, mine_in_one_block, rpc
 from e2e.bidding.conftest import active_provider
 from e2e.chain.conftest import Market
 from e2e.operator.conftest import example_provider
@@ -137,13 +137,7 @@ def signed_calls(market: Market, sender: Any, calls: list[Any]) -> list[bytes]:
 
 def mine_one_block(market: Market, raw: list[bytes]) -> int:
     hashes = [market.w3.eth.send_raw_transaction(tx) for tx in raw]
-    rpc(market, "evm_mine")
-    block = market.w3.eth.block_number
-    for tx_hash in hashes:
-        receipt = market.w3.eth.get_transaction_receipt(tx_hash)
-        assert receipt["status"] == 1, receipt
-        assert receipt["blockNumber"] == block, "the set-up did not fit one block"
-    return int(block)
+    return mine_in_one_block(market, hashes, "the set-up")
 
 
 def orders_with_our_bids(market: Market, devnet: DevnetChain, count: int) -> list[tuple[int, int]]:
