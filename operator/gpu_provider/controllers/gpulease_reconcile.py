@@ -262,8 +262,11 @@ async def _apply_charged(
 ) -> None:
     """Apply; a Service the quota refuses though the render fits it was refused on a stale
     count (a charge for a create that was never stored, see `_apply`): the ResourceQuota is
-    replaced, which makes the quota controller count what exists, and the Service applied
-    again (created while the new quota is not yet counted, so not charged)."""
+    deleted and the Service applied again without it. `_apply` creates the quota anew once
+    every Service exists, so its first count is of what exists. (Re-created here, before the
+    Service, the quota could be counted before the Service was stored and the Service created
+    while it was not yet counted: neither charged nor counted until the quota controller's
+    full resync, minutes later.)"""
     try:
         await apply_object(api, obj)
     except ApplyRefused as refused:
@@ -272,7 +275,6 @@ async def _apply_charged(
         meta = obj["metadata"]
         for stale in (q for q in quota if q["kind"] == "ResourceQuota"):
             await delete_object(api, "ResourceQuota", meta["namespace"], stale["metadata"]["name"])
-            await apply_object(api, stale)
         await apply_object(api, obj)
 
 
